@@ -1,0 +1,39 @@
+"""Settings of consentgate: the TOML file, the vendor presets and the banner texts."""
+
+from __future__ import annotations
+
+from .loader import ConfigError, Problem
+from .models import (
+    CATEGORIES,
+    BannerTexts,
+    Category,
+    CategoryText,
+    CookieSettings,
+    CookieSpec,
+    IPSettings,
+    Language,
+    Localized,
+    Provider,
+    Service,
+    Settings,
+)
+from .presets import PRESET_IDS, preset_ids
+
+__all__ = [
+    "CATEGORIES",
+    "PRESET_IDS",
+    "BannerTexts",
+    "Category",
+    "CategoryText",
+    "ConfigError",
+    "CookieSettings",
+    "CookieSpec",
+    "IPSettings",
+    "Language",
+    "Localized",
+    "Problem",
+    "Provider",
+    "Service",
+    "Settings",
+    "preset_ids",
+]

@@ -1,0 +1,375 @@
+"""The pydantic models of a consentgate settings file and of one service."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+#: The categories a service can belong to; ``necessary`` needs no consent.
+Category = Literal["necessary", "preferences", "statistics", "marketing", "external_media"]
+CATEGORIES: tuple[Category, ...] = (
+    "necessary",
+    "preferences",
+    "statistics",
+    "marketing",
+    "external_media",
+)
+
+#: The languages the banner and the texts can speak.
+Language = Literal["de", "en"]
+
+#: Google Consent Mode v2 storage types (developers.google.com/tag-platform/security/guides/consent).
+ConsentSignal = Literal[
+    "ad_storage",
+    "analytics_storage",
+    "ad_user_data",
+    "ad_personalization",
+    "functionality_storage",
+    "personalization_storage",
+    "security_storage",
+]
+
+ServiceId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+NonEmpty = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+
+# A host pattern: a plain host name, optionally with a leading "*." for every subdomain.
+HOST_PATTERN = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?$")
+
+
+class _Model(BaseModel):
+    """Base for every settings model: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Localized(_Model):
+    """A text in German and, optionally, English."""
+
+    de: NonEmpty
+    en: NonEmpty | None = None
+
+    def get(self, language: Language) -> str:
+        """Return the text in ``language``, falling back to German."""
+        if language == "en" and self.en is not None:
+            return self.en
+        return self.de
+
+
+class Provider(_Model):
+    """The company that runs a service."""
+
+    name: NonEmpty
+    address: NonEmpty
+    country: CountryCode
+    """ISO 3166-1 alpha-2 code of the provider's seat."""
+
+
+class CookieSpec(_Model):
+    """A cookie (or local-storage key) a service sets."""
+
+    name: NonEmpty
+    """The name, or a glob pattern such as ``_pk_id.*``."""
+    lifetime_days: Annotated[float, Field(ge=0)] | None = None
+    """How long it lives; ``None`` for a session cookie."""
+    party: Literal["first", "third"] = "first"
+    purpose: Localized | None = None
+
+    def matches(self, cookie_name: str) -> bool:
+        """Return whether ``cookie_name`` is this cookie (glob match, case-sensitive)."""
+        return fnmatch.fnmatchcase(cookie_name, self.name)
+
+
+class Service(_Model):
+    """One service (tracker, embed, or necessary function) and everything known about it."""
+
+    id: ServiceId
+    name: NonEmpty
+    provider: Provider
+    category: Category
+    purposes: list[Localized] = Field(default_factory=list)
+    legal_basis: NonEmpty = "Art. 6 Abs. 1 lit. a DSGVO, § 25 Abs. 1 TDDDG"
+    description: Localized
+    hosts: list[str] = Field(default_factory=list)
+    """Hosts its tags load from: ``www.googletagmanager.com`` or ``*.etracker.com``."""
+    url_patterns: list[str] = Field(default_factory=list)
+    """URL prefixes (scheme-less allowed) its tags load from, for services on shared hosts."""
+    signatures: list[NonEmpty] = Field(default_factory=list)
+    """Substrings that identify its inline snippet, such as ``fbq(``."""
+    cookies: list[CookieSpec] = Field(default_factory=list)
+    consent_mode: list[ConsentSignal] = Field(default_factory=list)
+    """Google Consent Mode signals granted together with this service."""
+    data_transfer_countries: list[CountryCode] = Field(default_factory=list)
+    """Countries outside the EU/EEA the data may go to (GDPR Art. 44 ff.), e.g. ``["US"]``."""
+    privacy_policy_url: NonEmpty
+    opt_out_url: str | None = None
+    honors_dnt: bool = False
+    """Whether a ``DNT: 1`` header counts as an objection to this service."""
+    url: str | None = None
+    """The base URL of a self-hosted instance (Matomo)."""
+    requires_url: bool = False
+    """Set by presets of self-hosted services: the operator must give ``url``."""
+    placeholder: Localized | None = None
+    """The notice shown in a click-to-load placeholder (``external_media`` only)."""
+    load_label: Localized | None = None
+    """The label of the placeholder's load button, e.g. "Video abspielen"."""
+
+    @field_validator("hosts")
+    @classmethod
+    def _check_hosts(cls, hosts: list[str]) -> list[str]:
+        cleaned = []
+        for host in hosts:
+            low = host.strip().lower()
+            if not HOST_PATTERN.match(low):
+                raise ValueError(
+                    f"host {host!r} is not a host name; allowed: 'cdn.example.com' or "
+                    "'*.example.com' (no scheme, no path)"
+                )
+            cleaned.append(low.rstrip("."))
+        return cleaned
+
+    @field_validator("url_patterns")
+    @classmethod
+    def _check_url_patterns(cls, patterns: list[str]) -> list[str]:
+        cleaned = []
+        for pattern in patterns:
+            bare = _strip_scheme(pattern.strip())
+            if bare.startswith("{url}"):
+                # Filled in from the service's `url` (self-hosted services).
+                cleaned.append(bare)
+                continue
+            host = bare.split("/", 1)[0].lower()
+            if "/" not in bare or not HOST_PATTERN.match(host):
+                raise ValueError(
+                    f"URL pattern {pattern!r} needs a host and a path, "
+                    "e.g. 'https://stats.example.de/matomo.js'"
+                )
+            cleaned.append(bare)
+        return cleaned
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"url {url!r} must be an absolute http(s) URL")
+        return url if url.endswith("/") else url + "/"
+
+    @model_validator(mode="after")
+    def _check_self_hosted(self) -> Service:
+        if self.requires_url and self.url is None:
+            raise ValueError(
+                f"service {self.id!r} is self-hosted and needs `url`, the base URL of your "
+                "installation, e.g. url = \"https://stats.example.de/\""
+            )
+        if self.category == "necessary" and self.consent_mode:
+            raise ValueError("a necessary service cannot carry Google Consent Mode signals")
+        return self
+
+    def expanded_url_patterns(self) -> list[str]:
+        """Return the URL patterns with ``{url}`` replaced by the service's base URL."""
+        if self.url is None:
+            return [p for p in self.url_patterns if "{url}" not in p]
+        base = _strip_scheme(self.url)
+        return [p.replace("{url}", base) for p in self.url_patterns]
+
+    def matches_cookie(self, cookie_name: str) -> bool:
+        """Return whether the app cookie ``cookie_name`` belongs to this service."""
+        return any(c.matches(cookie_name) for c in self.cookies if c.party == "first")
+
+
+def default_texts() -> dict[Language, BannerTexts]:
+    """Return the banner texts shipped with the package."""
+    from .presets import load_default_texts
+
+    return load_default_texts()
+
+
+def _strip_scheme(url: str) -> str:
+    for prefix in ("https://", "http://", "//"):
+        if url.startswith(prefix):
+            return url[len(prefix) :]
+    return url
+
+
+def _secure_flag(value: object) -> bool | Literal["auto"]:
+    if value is True or value is False or value == "auto":
+        return value  # type: ignore[return-value]
+    raise ValueError(f"must be true, false or \"auto\" (got {value!r})")
+
+
+class CookieSettings(_Model):
+    """The consent cookie itself."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,64}$")] = "consentgate"
+    lifetime_days: Annotated[int, Field(ge=1, le=3650)] = 365
+    """How long a decision (consent or refusal alike) is remembered."""
+    secure: Annotated[bool | Literal["auto"], PlainValidator(_secure_flag)] = "auto"
+    """``auto`` marks the cookie Secure on HTTPS requests."""
+    domain: str | None = None
+    path: str = "/"
+
+
+class IPSettings(_Model):
+    """How much of a visitor's address survives masking."""
+
+    ipv4_prefix: Annotated[int, Field(ge=0, le=32)] = 24
+    ipv6_prefix: Annotated[int, Field(ge=0, le=128)] = 48
+
+
+class CategoryText(_Model):
+    """The name and explanation of one category in one language."""
+
+    name: NonEmpty
+    description: NonEmpty
+
+
+class BannerTexts(_Model):
+    """The texts of the banner in one language (defaults ship with the package)."""
+
+    title: NonEmpty
+    body: NonEmpty
+    accept_all: NonEmpty
+    reject_all: NonEmpty
+    settings: NonEmpty
+    save: NonEmpty
+    privacy_link: NonEmpty
+    imprint_link: NonEmpty
+    third_country: NonEmpty
+    withdraw_notice: NonEmpty
+    load_once: NonEmpty
+    allow_always: NonEmpty
+    always_on: NonEmpty
+    categories: dict[Category, CategoryText]
+
+    @model_validator(mode="after")
+    def _check_categories(self) -> BannerTexts:
+        missing = [c for c in CATEGORIES if c not in self.categories]
+        if missing:
+            raise ValueError(f"categories lacks texts for {missing!r}")
+        return self
+
+
+class Settings(_Model):
+    """Everything consentgate needs to know; see ``Settings.from_file``."""
+
+    secret_keys: Annotated[list[SecretStr], Field(min_length=1)]
+    """Signing keys, newest first: the first signs, all verify (rotation)."""
+    revision: Annotated[int, Field(ge=1)] = 1
+    """The consent revision; raising it asks every visitor again."""
+    prefix: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_\-./]*[A-Za-z0-9_\-]$")] = (
+        "/_consent"
+    )
+    store_url: NonEmpty = "sqlite:///./consentgate.db"
+    policy_url: NonEmpty = "/datenschutz"
+    imprint_url: NonEmpty = "/impressum"
+    languages: Annotated[list[Language], Field(min_length=1)] = Field(
+        default_factory=lambda: ["de", "en"]
+    )
+    """Languages offered; the first is the default."""
+    cookie: CookieSettings = Field(default_factory=CookieSettings)
+    ip: IPSettings = Field(default_factory=IPSettings)
+    services: dict[ServiceId, Service] = Field(default_factory=dict)
+    texts: dict[Language, BannerTexts] = Field(default_factory=lambda: default_texts())
+    """Banner texts per language; the shipped German and English texts are the default."""
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _check_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for index, key in enumerate(keys):
+            if len(key.get_secret_value()) < 32:
+                # The value is never echoed: a secret must not reach logs or errors.
+                raise ValueError(
+                    f"signing key #{index + 1} is too short; use at least 32 random "
+                    "characters, e.g. from `python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(32))'`"
+                )
+        return keys
+
+    @field_validator("languages")
+    @classmethod
+    def _check_languages(cls, languages: list[Language]) -> list[Language]:
+        if len(set(languages)) != len(languages):
+            raise ValueError(f"languages {languages!r} lists a language twice")
+        return languages
+
+    @model_validator(mode="after")
+    def _check_services(self) -> Settings:
+        for key, service in self.services.items():
+            if key != service.id:
+                raise ValueError(f"services.{key} declares id {service.id!r}; they must match")
+        missing = [lang for lang in self.languages if lang not in self.texts]
+        if missing:
+            raise ValueError(f"no banner texts for language(s) {missing!r}")
+        if "en" in self.languages:
+            for service in self.services.values():
+                if service.description.en is None:
+                    raise ValueError(
+                        f"services.{service.id}.description has no English text but "
+                        "languages includes 'en'"
+                    )
+        return self
+
+    @classmethod
+    def from_file(
+        cls, path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Read a TOML settings file; ``CONSENTGATE_*`` environment variables override it.
+
+        ``CONSENTGATE_SECRET_KEYS`` takes comma-separated keys, newest first; nested keys
+        use a double underscore (``CONSENTGATE_COOKIE__SECURE=true``). Raises
+        ``ConfigError`` naming the file, each bad key and the allowed form.
+        """
+        from .loader import load_file
+
+        return load_file(path, environ)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, source: str = "<settings>") -> Settings:
+        """Validate settings given as a dict shaped like the TOML file (presets merged in)."""
+        from .loader import load_mapping
+
+        return load_mapping(data, source=source)
+
+    def __repr__(self) -> str:
+        # pydantic's repr already masks SecretStr; keep it short and obviously safe.
+        return (
+            f"Settings(revision={self.revision}, prefix={self.prefix!r}, "
+            f"services={sorted(self.services)!r}, secret_keys=[{len(self.secret_keys)} hidden])"
+        )
+
+    @property
+    def default_language(self) -> Language:
+        """The first configured language."""
+        return self.languages[0]
+
+    def service(self, service_id: str) -> Service:
+        """Return the configured service ``service_id`` or raise ``KeyError``."""
+        return self.services[service_id]
+
+    @property
+    def optional_service_ids(self) -> frozenset[str]:
+        """Ids of every configured service that needs consent."""
+        return frozenset(s.id for s in self.services.values() if s.category != "necessary")
+
+    @property
+    def necessary_service_ids(self) -> frozenset[str]:
+        """Ids of every configured service that needs no consent."""
+        return frozenset(s.id for s in self.services.values() if s.category == "necessary")
