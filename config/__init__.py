@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .loader import ConfigError, Problem
-from .models import (
+from consentgate.config.loader import ConfigError, Problem
+from consentgate.config.models import (
     CATEGORIES,
     BannerTexts,
     Category,
@@ -17,7 +17,7 @@ from .models import (
     Service,
     Settings,
 )
-from .presets import PRESET_IDS, preset_ids
+from consentgate.config.presets import PRESET_IDS, preset_ids
 
 __all__ = [
     "CATEGORIES",

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from .presets import preset_data, preset_ids, texts_data
+from consentgate.config.presets import preset_data, preset_ids, texts_data
 
 if TYPE_CHECKING:
-    from .models import Settings
+    from consentgate.config.models import Settings
 
 ENV_PREFIX = "CONSENTGATE_"
 #: Variables with the prefix that are not settings keys.
@@ -72,7 +72,7 @@ def load_mapping(
     env_names: Mapping[str, str] | None = None,
 ) -> Settings:
     """Validate already-parsed settings, merging presets and default texts in."""
-    from .models import Settings
+    from consentgate.config.models import Settings
 
     data = dict(raw)
     problems: list[Problem] = []
@@ -105,7 +105,7 @@ def load_mapping(
     shipped = texts_data()
     data["texts"] = {
         lang: _merge(shipped.get(lang, {}), table) if isinstance(table, Mapping) else table
-        for lang, table in {**dict.fromkeys(shipped, {}), **texts}.items()
+        for lang, table in {**{key: {} for key in shipped}, **texts}.items()
     }
     if problems:
         raise ConfigError(source, problems)

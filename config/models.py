@@ -32,8 +32,10 @@ CATEGORIES: tuple[Category, ...] = (
 
 #: The languages the banner and the texts can speak.
 Language = Literal["de", "en"]
+LANGUAGES: tuple[Language, ...] = ("de", "en")
 
-#: Google Consent Mode v2 storage types (developers.google.com/tag-platform/security/guides/consent).
+#: Google Consent Mode v2 storage types
+#: (developers.google.com/tag-platform/security/guides/consent).
 ConsentSignal = Literal[
     "ad_storage",
     "analytics_storage",
@@ -177,7 +179,7 @@ class Service(_Model):
         if self.requires_url and self.url is None:
             raise ValueError(
                 f"service {self.id!r} is self-hosted and needs `url`, the base URL of your "
-                "installation, e.g. url = \"https://stats.example.de/\""
+                'installation, e.g. url = "https://stats.example.de/"'
             )
         if self.category == "necessary" and self.consent_mode:
             raise ValueError("a necessary service cannot carry Google Consent Mode signals")
@@ -197,7 +199,7 @@ class Service(_Model):
 
 def default_texts() -> dict[Language, BannerTexts]:
     """Return the banner texts shipped with the package."""
-    from .presets import load_default_texts
+    from consentgate.config.presets import load_default_texts
 
     return load_default_texts()
 
@@ -211,8 +213,8 @@ def _strip_scheme(url: str) -> str:
 
 def _secure_flag(value: object) -> bool | Literal["auto"]:
     if value is True or value is False or value == "auto":
-        return value  # type: ignore[return-value]
-    raise ValueError(f"must be true, false or \"auto\" (got {value!r})")
+        return value
+    raise ValueError(f'must be true, false or "auto" (got {value!r})')
 
 
 class CookieSettings(_Model):
@@ -281,7 +283,7 @@ class Settings(_Model):
     policy_url: NonEmpty = "/datenschutz"
     imprint_url: NonEmpty = "/impressum"
     languages: Annotated[list[Language], Field(min_length=1)] = Field(
-        default_factory=lambda: ["de", "en"]
+        default_factory=lambda: list(LANGUAGES)
     )
     """Languages offered; the first is the default."""
     cookie: CookieSettings = Field(default_factory=CookieSettings)
@@ -337,14 +339,14 @@ class Settings(_Model):
         use a double underscore (``CONSENTGATE_COOKIE__SECURE=true``). Raises
         ``ConfigError`` naming the file, each bad key and the allowed form.
         """
-        from .loader import load_file
+        from consentgate.config.loader import load_file
 
         return load_file(path, environ)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "<settings>") -> Settings:
         """Validate settings given as a dict shaped like the TOML file (presets merged in)."""
-        from .loader import load_mapping
+        from consentgate.config.loader import load_mapping
 
         return load_mapping(data, source=source)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 import tomllib
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
-    from .models import BannerTexts, Language
+    from consentgate.config.models import BannerTexts, Language
 
 #: The preset ids the settings file may enable with ``[services.<id>]``.
 PRESET_IDS = (
@@ -31,7 +31,8 @@ def _read(name: str) -> dict[str, Any]:
 
 def preset_data(preset_id: str) -> dict[str, Any]:
     """Return a fresh copy of the raw data of preset ``preset_id`` (``KeyError`` if unknown)."""
-    return _deep_copy(_read("presets.toml")[preset_id])
+    data: dict[str, Any] = _deep_copy(_read("presets.toml")[preset_id])
+    return data
 
 
 def preset_ids() -> tuple[str, ...]:
@@ -41,15 +42,19 @@ def preset_ids() -> tuple[str, ...]:
 
 def texts_data() -> dict[str, Any]:
     """Return a fresh copy of the raw shipped banner texts, keyed by language."""
-    return _deep_copy(_read("texts.toml"))
+    data: dict[str, Any] = _deep_copy(_read("texts.toml"))
+    return data
 
 
 @functools.cache
 def load_default_texts() -> dict[Language, BannerTexts]:
     """Return the shipped banner texts as validated models."""
-    from .models import BannerTexts
+    from consentgate.config.models import BannerTexts
 
-    return {lang: BannerTexts.model_validate(data) for lang, data in texts_data().items()}  # type: ignore[misc]
+    return {
+        cast("Language", lang): BannerTexts.model_validate(data)
+        for lang, data in texts_data().items()
+    }
 
 
 def _deep_copy(value: Any) -> Any:

@@ -1,0 +1,348 @@
+"""The HTTP endpoints under the consent prefix: ``GET state`` and ``POST decision``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from consentgate.config import Language, Settings
+from consentgate.consent import (
+    Action,
+    ConsentRecord,
+    ConsentState,
+    CookieCodec,
+    RecordDraft,
+    Store,
+    new_consent_id,
+)
+from consentgate.middleware.ipmask import mask_ip
+from consentgate.middleware.useragent import reduce_user_agent
+from consentgate.widgets import Catalogue, build_catalogues
+
+logger = logging.getLogger("consentgate")
+
+#: A decision body is a few hundred bytes; anything far larger is not from the banner.
+MAX_DECISION_BYTES = 8192
+MAX_PAGE_URL_CHARS = 2048
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class DecisionIn(BaseModel):
+    """The body of ``POST decision``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    accept: Literal["all", "none"] | None = None
+    services: dict[str, StrictBool] | None = None
+    page: Annotated[str, StringConstraints(max_length=MAX_PAGE_URL_CHARS)] | None = None
+    language: Language | None = None
+    fingerprint: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
+class HTTPProblem(Exception):
+    """A request the endpoints refuse; becomes a JSON error response."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+    def response(self, headers: dict[str, str] | None = None) -> Response:
+        body: dict[str, Any] = {"error": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        return JSONResponse(body, status_code=self.status, headers={**NO_STORE, **(headers or {})})
+
+
+class ConsentEndpoints:
+    """An ASGI app serving the consent API; mounted by ``ConsentMiddleware`` at its prefix."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        codec: CookieCodec,
+        store: Store,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.codec = codec
+        self.store = store
+        self.clock = clock
+        self.catalogues: dict[Language, Catalogue] = build_catalogues(settings)
+        self._banners_stored: set[str] = set()
+        self._routes: dict[str, tuple[str, Callable[[Request], Any]]] = {
+            "/state": ("GET, HEAD", self.state),
+            "/decision": ("POST", self.decision),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        sub_path = scope["path"][len(self.settings.prefix) :]
+        route = self._routes.get(sub_path)
+        if route is None:
+            response = HTTPProblem(404, f"no consent endpoint at {scope['path']!r}").response()
+        elif request.method not in route[0].split(", "):
+            response = HTTPProblem(
+                405, f"method {request.method} not allowed here; use {route[0]}"
+            ).response({"Allow": route[0]})
+        else:
+            try:
+                response = await route[1](request)
+            except HTTPProblem as problem:
+                response = problem.response()
+        await response(scope, receive, send)
+
+    def language(self, request: Request, wanted: str | None = None) -> Language:
+        """Pick the language: explicit choice, then ``?lang=``, then Accept-Language."""
+        offered = self.settings.languages
+        for candidate in (wanted, request.query_params.get("lang")):
+            if candidate in offered:
+                return candidate
+        for tag in _accept_language(request.headers.get("accept-language", "")):
+            if tag in offered:
+                return tag
+        return self.settings.default_language
+
+    async def state(self, request: Request) -> Response:
+        """Return the visitor's state and the banner catalogue in their language."""
+        state: ConsentState = request.scope["consentgate"]
+        catalogue = self.catalogues[self.language(request)]
+        body = {
+            "decided": state.decided,
+            "consent_id": state.consent_id,
+            "granted": sorted(state.granted),
+            "revision": self.settings.revision,
+            "decided_at": state.decided_at.isoformat() if state.decided_at else None,
+            "language": catalogue.language,
+            "languages": list(self.settings.languages),
+            "fingerprint": catalogue.fingerprint,
+            "catalogue": catalogue.data,
+        }
+        return JSONResponse(body, headers={**NO_STORE, "Vary": "Cookie, Accept-Language"})
+
+    async def decision(self, request: Request) -> Response:
+        """Record a decision, set the consent cookie and return a receipt."""
+        _check_same_origin(request)
+        content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if content_type != "application/json":
+            raise HTTPProblem(
+                415, f"content type {content_type or None!r} not accepted; send application/json"
+            )
+        decision = _parse_decision(await _read_body(request))
+        granted = self._granted(decision)
+        optional = self.settings.optional_service_ids
+        refused = optional - granted
+        previous: ConsentState = request.scope["consentgate"]
+        action = _action(previous, granted, optional)
+        language = self.language(request, decision.language)
+        catalogue = self.catalogues[language]
+        if decision.fingerprint is not None and decision.fingerprint != catalogue.fingerprint:
+            raise HTTPProblem(
+                409,
+                "the banner changed since it was shown; fetch state again and ask anew",
+                "fingerprint",
+            )
+        consent_id = previous.consent_id if previous.decided and previous.consent_id else None
+        browser, os_family = reduce_user_agent(request.headers.get("user-agent", ""))
+        draft = RecordDraft(
+            consent_id=consent_id or new_consent_id(),
+            time=self.clock(),
+            action=action,
+            granted=tuple(sorted(granted)),
+            refused=tuple(sorted(refused)),
+            revision=self.settings.revision,
+            fingerprint=catalogue.fingerprint,
+            language=language,
+            page_url=_page_url(request, decision.page),
+            ip=self._masked_client(request),
+            browser=browser,
+            os=os_family,
+        )
+        record = await self._record(draft, catalogue)
+        response = JSONResponse(_receipt(record), headers=NO_STORE)
+        response.headers.append("Set-Cookie", self._cookie(request, record))
+        return response
+
+    def _granted(self, decision: DecisionIn) -> frozenset[str]:
+        optional = self.settings.optional_service_ids
+        if (decision.accept is None) == (decision.services is None):
+            raise HTTPProblem(
+                422,
+                'send exactly one of {"accept": "all" | "none"} or {"services": {"<id>": bool}}',
+                "accept" if decision.accept is not None else None,
+            )
+        if decision.accept is not None:
+            return optional if decision.accept == "all" else frozenset()
+        assert decision.services is not None
+        for service_id, allowed in decision.services.items():
+            if service_id not in self.settings.services:
+                raise HTTPProblem(
+                    422,
+                    f"unknown service {service_id!r}; "
+                    f"configured: {sorted(self.settings.services)!r}",
+                    f"services.{service_id}",
+                )
+            if not allowed and service_id in self.settings.necessary_service_ids:
+                raise HTTPProblem(
+                    422,
+                    f"service {service_id!r} is necessary and cannot be refused",
+                    f"services.{service_id}",
+                )
+        return frozenset(s for s, allowed in decision.services.items() if allowed) & optional
+
+    def _masked_client(self, request: Request) -> str:
+        host = request.client.host if request.client else ""
+        try:
+            return mask_ip(
+                host,
+                ipv4_prefix=self.settings.ip.ipv4_prefix,
+                ipv6_prefix=self.settings.ip.ipv6_prefix,
+            )
+        except ValueError:
+            return ""  # a Unix socket or a test client: no address to keep
+
+    async def _record(self, draft: RecordDraft, catalogue: Catalogue) -> ConsentRecord:
+        try:
+            if catalogue.fingerprint not in self._banners_stored:
+                await self.store.put_banner(catalogue.fingerprint, catalogue.content)
+                self._banners_stored.add(catalogue.fingerprint)
+            return await self.store.append(draft)
+        except Exception as exc:
+            # The visitor gets no cookie, so what they see matches what was recorded.
+            logger.error("consent ledger unavailable, decision not recorded: %s", exc)
+            raise HTTPProblem(
+                503, "the consent ledger is unavailable; nothing was recorded, please try again"
+            ) from exc
+
+    def _cookie(self, request: Request, record: ConsentRecord) -> str:
+        cookie = self.settings.cookie
+        value = self.codec.encode(record.consent_id, record.granted)
+        parts = [
+            f"{cookie.name}={value}",
+            f"Max-Age={cookie.lifetime_days * 86400}",
+            f"Path={cookie.path}",
+            "HttpOnly",
+            "SameSite=Lax",
+        ]
+        if cookie.domain:
+            parts.append(f"Domain={cookie.domain}")
+        if cookie.secure is True or (cookie.secure == "auto" and request.url.scheme == "https"):
+            parts.append("Secure")
+        return "; ".join(parts)
+
+
+def _receipt(record: ConsentRecord) -> dict[str, Any]:
+    return {
+        "consent_id": record.consent_id,
+        "record_id": record.record_id,
+        "action": record.action,
+        "granted": list(record.granted),
+        "refused": list(record.refused),
+        "revision": record.revision,
+        "time": record.to_json()["time"],
+        "language": record.language,
+        "fingerprint": record.fingerprint,
+        "hash": record.hash,
+    }
+
+
+def _action(previous: ConsentState, granted: frozenset[str], optional: frozenset[str]) -> Action:
+    # Taking back anything granted before is a withdrawal (GDPR Art. 7(3)), whatever else.
+    if previous.decided and previous.granted - granted:
+        return "withdraw"
+    if not granted:
+        return "reject-all"
+    if granted == optional:
+        return "accept-all"
+    return "custom"
+
+
+def _check_same_origin(request: Request) -> None:
+    """Refuse cross-site posts: the Origin must name this host (CSRF)."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        raise HTTPProblem(403, f"cross-site request refused (Sec-Fetch-Site: {fetch_site})")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return  # not a browser, or one that sends no Origin on same-origin requests
+    host = _strip_default_port(request.headers.get("host", ""), request.url.scheme)
+    parts = urlsplit(origin)
+    if origin == "null" or _strip_default_port(parts.netloc, parts.scheme) != host:
+        raise HTTPProblem(403, f"cross-site request refused: origin {origin!r} is not {host!r}")
+
+
+def _strip_default_port(netloc: str, scheme: str) -> str:
+    netloc = netloc.lower()
+    default = {"http": ":80", "https": ":443"}.get(scheme)
+    return netloc.removesuffix(default) if default else netloc
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_DECISION_BYTES:
+        raise HTTPProblem(413, f"body of {declared} bytes is larger than {MAX_DECISION_BYTES}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_DECISION_BYTES:
+            raise HTTPProblem(413, f"body is larger than {MAX_DECISION_BYTES} bytes")
+    return bytes(body)
+
+
+def _parse_decision(body: bytes) -> DecisionIn:
+    try:
+        raw = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPProblem(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise HTTPProblem(400, f"body must be a JSON object, not {type(raw).__name__}")
+    try:
+        return DecisionIn.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in error["loc"])
+        message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+        if field.startswith("accept"):
+            message += ' (allowed: "all" or "none")'
+        raise HTTPProblem(422, f"{field}: {message}", field) from None
+
+
+def _page_url(request: Request, page: str | None) -> str:
+    """Return the decision's page without query string and fragment (they may hold data)."""
+    candidate = page if page is not None else request.headers.get("referer", "")
+    parts = urlsplit(candidate)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        if page is not None:
+            raise HTTPProblem(422, f"page {page!r} is not an absolute http(s) URL", "page")
+        return ""
+    host = _strip_default_port(request.headers.get("host", ""), request.url.scheme)
+    if page is not None and _strip_default_port(parts.netloc, parts.scheme) != host:
+        raise HTTPProblem(422, f"page {page!r} is not a page of this site ({host!r})", "page")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))[:MAX_PAGE_URL_CHARS]
+
+
+def _accept_language(header: str) -> list[str]:
+    """Return the primary language tags of an Accept-Language header, best first."""
+    weighted = []
+    for index, item in enumerate(header.split(",")):
+        tag, _, params = item.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        if tag and quality > 0:
+            weighted.append((-quality, index, tag.split("-", 1)[0].lower()))
+    return [tag for _q, _i, tag in sorted(weighted)]
