@@ -1,0 +1,44 @@
+"""Shared fixtures: settings with every preset, a real SQLite ledger in a temp folder."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consentgate.config import Settings, preset_ids
+from consentgate.consent.sqlite import SQLiteStore
+
+KEY = "k" * 40
+
+SettingsData = Callable[..., dict[str, Any]]
+
+
+def _settings_data(**overrides: Any) -> dict[str, Any]:
+    services: dict[str, Any] = {
+        service_id: ({"url": "https://stats.example.de/"} if service_id == "matomo" else {})
+        for service_id in preset_ids()
+    }
+    data: dict[str, Any] = {"secret_keys": [KEY], "services": services}
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture
+def settings_data() -> SettingsData:
+    """Return a factory of settings dicts (shaped like the TOML file) enabling every preset."""
+    return _settings_data
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings.from_mapping(_settings_data())
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    ledger = SQLiteStore(tmp_path / "ledger.db")
+    yield ledger
+    await ledger.close()
