@@ -19,6 +19,8 @@ from consentgate.config import Settings
 MAX_COOKIE_CHARS = 1024
 #: Separates consent cookies from anything else signed with the same keys.
 COOKIE_SALT = "consentgate.consent-cookie.v1"
+#: Verified cookie values remembered; verifying costs ~20 µs, a lookup well under one.
+VERIFY_CACHE_SIZE = 4096
 CONSENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")
 
 
@@ -93,6 +95,8 @@ class CookieCodec:
         self._optional = settings.optional_service_ids
         self._necessary = settings.necessary_service_ids
         self._undecided = ConsentState.undecided(self._necessary)
+        self._clock = clock
+        self._cache: dict[str, tuple[ConsentState, int] | None] = {}
 
     def __repr__(self) -> str:
         return f"CookieCodec(revision={self._revision}, keys=hidden)"
@@ -111,15 +115,33 @@ class CookieCodec:
         """Return the state a cookie value proves, or the undecided state."""
         if not value or len(value) > MAX_COOKIE_CHARS:
             return self._undecided
+        verified = self._verify(value)
+        if verified is None:
+            return self._undecided
+        state, signed_at = verified
+        if self._clock() - signed_at > self._max_age:
+            return self._undecided
+        return state
+
+    def _verify(self, value: str) -> tuple[ConsentState, int] | None:
+        """Check signature and payload of a cookie value; cached, as every request asks."""
+        cached = self._cache.get(value)
+        if cached is not None or value in self._cache:
+            return cached
+        result = self._verify_uncached(value)
+        if len(self._cache) >= VERIFY_CACHE_SIZE:
+            # Drop the oldest entry (dicts keep insertion order): bounded memory.
+            del self._cache[next(iter(self._cache))]
+        self._cache[value] = result
+        return result
+
+    def _verify_uncached(self, value: str) -> tuple[ConsentState, int] | None:
         try:
-            payload, signed_at = self._serializer.loads(
-                value, max_age=self._max_age, return_timestamp=True
-            )
+            payload, signed_at = self._serializer.loads(value, return_timestamp=True)
         except (BadSignature, ValueError, TypeError):
-            # SignatureExpired and BadTimeSignature are BadSignature subclasses.
-            return self._undecided
+            return None
         if not isinstance(payload, dict) or set(payload) != {"i", "g", "r"}:
-            return self._undecided
+            return None
         consent_id, granted, revision = payload["i"], payload["g"], payload["r"]
         if (
             not isinstance(consent_id, str)
@@ -129,8 +151,8 @@ class CookieCodec:
             or not isinstance(granted, list)
             or not all(isinstance(s, str) for s in granted)
         ):
-            return self._undecided
-        return ConsentState(
+            return None
+        state = ConsentState(
             decided=True,
             consent_id=consent_id,
             # A service dropped from the settings can no longer be allowed.
@@ -139,3 +161,4 @@ class CookieCodec:
             decided_at=signed_at.astimezone(UTC),
             necessary=self._necessary,
         )
+        return state, int(signed_at.timestamp())

@@ -1,0 +1,1 @@
+"""Stadtwerke Musterstadt: an example website whose pages carry real vendor snippets."""

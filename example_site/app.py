@@ -1,0 +1,115 @@
+"""The Starlette app of the example site, with consentgate mounted the way an operator would.
+
+Run it from the repository root with ``uvicorn example_site.app:app --reload`` and open
+http://127.0.0.1:8000/. Settings come from ``example_site/consentgate.toml``; the signing key
+from ``CONSENTGATE_SECRET_KEYS`` or, for the demo only, from ``./.demo-secret``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from consentgate.config import Settings
+from consentgate.middleware import ConsentMiddleware
+
+from . import pages
+
+HERE = Path(__file__).resolve().parent
+#: The settings file used when ``create_app`` gets no path.
+DEFAULT_SETTINGS = HERE / "consentgate.toml"
+STATIC_DIR = HERE / "static"
+
+SECRET_ENV = "CONSENTGATE_SECRET_KEYS"
+#: Where the demo keeps its generated signing key, relative to the working directory.
+DEMO_SECRET_FILE = ".demo-secret"
+
+
+def ensure_demo_secret() -> None:
+    """Set ``CONSENTGATE_SECRET_KEYS`` from ``./.demo-secret`` unless it is already set.
+
+    FOR THE DEMO ONLY: the key is created on first use (``secrets.token_urlsafe(32)``, file
+    mode 0600) so that ``uvicorn example_site.app:app`` works without any setup. A real
+    deployment sets ``CONSENTGATE_SECRET_KEYS`` from its secret store and never writes keys
+    next to the code.
+    """
+    if SECRET_ENV in os.environ:
+        return
+    path = Path.cwd() / DEMO_SECRET_FILE
+    try:
+        # O_EXCL: two workers starting at once must not overwrite each other's key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text(encoding="ascii").strip()
+    else:
+        key = secrets.token_urlsafe(32)
+        with os.fdopen(fd, "w", encoding="ascii") as file:
+            file.write(key + "\n")
+    os.environ[SECRET_ENV] = key
+
+
+async def home(request: Request) -> HTMLResponse:
+    return HTMLResponse(pages.home())
+
+
+async def strom(request: Request) -> HTMLResponse:
+    return HTMLResponse(pages.strom())
+
+
+async def kundencenter(request: Request) -> HTMLResponse:
+    return HTMLResponse(pages.kundencenter())
+
+
+async def ueber_uns(request: Request) -> HTMLResponse:
+    return HTMLResponse(pages.ueber_uns())
+
+
+async def datenschutz(request: Request) -> HTMLResponse:
+    # The middleware puts the visitor's consent state into the scope; without it (middleware
+    # missing or misconfigured) the page says so instead of guessing.
+    state = request.scope.get("consentgate")
+    # The page shows this visitor's consent id: no shared cache may keep it.
+    return HTMLResponse(pages.datenschutz(state), headers={"Cache-Control": "private, no-store"})
+
+
+async def impressum(request: Request) -> HTMLResponse:
+    return HTMLResponse(pages.impressum())
+
+
+async def not_found(request: Request, exc: Exception) -> HTMLResponse:
+    return HTMLResponse(pages.not_found(), status_code=404)
+
+
+def create_app(settings_path: str | None = None) -> Starlette:
+    """Return the example site with ``ConsentMiddleware`` configured from ``settings_path``.
+
+    Without a path, ``example_site/consentgate.toml`` is used. ``CONSENTGATE_*`` environment
+    variables override the file; see ``ensure_demo_secret`` for the signing key.
+    """
+    ensure_demo_secret()
+    settings = Settings.from_file(settings_path or DEFAULT_SETTINGS)
+    routes = [
+        Route("/", home),
+        Route("/strom", strom),
+        Route("/kundencenter", kundencenter),
+        Route("/ueber-uns", ueber_uns),
+        Route("/datenschutz", datenschutz),
+        Route("/impressum", impressum),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(ConsentMiddleware, settings=settings)],
+        exception_handlers={404: not_found},
+    )
+
+
+app = create_app()
