@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from starlette.types import Receive, Scope, Send
+
 from consentgate.config import Settings, preset_ids
 from consentgate.consent import RecordDraft, new_consent_id
 from consentgate.consent.sqlite import SQLiteStore
@@ -24,7 +26,7 @@ REQUESTS = 20_000
 APPENDS = 300
 
 
-async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def bare_app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"ok"})
 
@@ -110,21 +112,20 @@ async def run() -> None:
             middleware.codec._verify_uncached(cookie)
         uncached = (time.perf_counter() - start) / 2000
         raw_rate, ledger_rate = await append_rate(Path(folder))
+    rows = [
+        ("bare app", bare, "µs/request", 1.0),
+        ("+ ConsentMiddleware, no cookie", no_cookie, "µs/request", no_cookie / bare),
+        ("+ ConsentMiddleware, consented", with_cookie, "µs/request", with_cookie / bare),
+    ]
     print(f"request path ({REQUESTS} raw ASGI calls each)")
-    print(f"  bare app                        {bare * 1e6:8.2f} µs/request  1.00x")
-    print(
-        f"  + ConsentMiddleware, no cookie  {no_cookie * 1e6:8.2f} µs/request  {no_cookie / bare:.2f}x"
-    )
-    print(
-        f"  + ConsentMiddleware, consented  {with_cookie * 1e6:8.2f} µs/request  {with_cookie / bare:.2f}x"
-    )
-    print(f"  cookie verification, cached     {(with_cookie - no_cookie) * 1e6:8.2f} µs/request")
-    print(f"  cookie verification, first seen {uncached * 1e6:8.2f} µs/cookie")
+    for label, seconds, unit, ratio in rows:
+        print(f"  {label:<32}{seconds * 1e6:8.2f} {unit}  {ratio:.2f}x")
+    print(f"  {'cookie verification, cached':<32}{(with_cookie - no_cookie) * 1e6:8.2f} µs/request")
+    print(f"  {'cookie verification, first seen':<32}{uncached * 1e6:8.2f} µs/cookie")
     print(f"durable appends ({APPENDS}, WAL + synchronous=FULL)")
-    print(f"  plain SQLite insert             {raw_rate:8.0f} commits/s  1.00x")
-    print(
-        f"  SQLiteStore.append (chained)    {ledger_rate:8.0f} records/s  {ledger_rate / raw_rate:.2f}x"
-    )
+    print(f"  {'plain SQLite insert':<32}{raw_rate:8.0f} commits/s  1.00x")
+    ratio = ledger_rate / raw_rate
+    print(f"  {'SQLiteStore.append (chained)':<32}{ledger_rate:8.0f} records/s  {ratio:.2f}x")
 
 
 def main() -> None:

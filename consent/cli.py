@@ -129,7 +129,7 @@ async def _export(store: Store, args: argparse.Namespace) -> int:
                 os.fsync(out.fileno())
             os.replace(tmp, target)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            Path(tmp).unlink(missing_ok=True)  # noqa: ASYNC240 - one cleanup call, no loop to block
             raise
     else:
         count = await _write_records(store, args, sys.stdout)

@@ -30,7 +30,7 @@ def mask_ip(address: str, *, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> st
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         # Masking the mapped form with the IPv6 prefix would keep the whole IPv4 address.
         kept = _keep(int(ip.ipv4_mapped), 32, ipv4_prefix)
-        return str(ipaddress.IPv6Address((0xFFFF << 32) | kept))
+        return f"::ffff:{ipaddress.IPv4Address(kept)}"
     if isinstance(ip, ipaddress.IPv4Address):
         return str(ipaddress.IPv4Address(_keep(int(ip), 32, ipv4_prefix)))
     return str(ipaddress.IPv6Address(_keep(int(ip), 128, ipv6_prefix)))

@@ -27,8 +27,12 @@ url = "https://stats.example.de"
 name = "Newsletter"
 category = "preferences"
 description = { de = "Merkt sich die Anmeldung.", en = "Remembers the sign-up." }
-provider = { name = "Stadtwerke Musterstadt", address = "Hauptstraße 1, 12345 Musterstadt", country = "DE" }
 privacy_policy_url = "/datenschutz"
+
+[services.newsletter_widget.provider]
+name = "Stadtwerke Musterstadt"
+address = "Hauptstraße 1, 12345 Musterstadt"
+country = "DE"
 """
 
 
@@ -68,16 +72,16 @@ def test_preset_facts(settings: Settings) -> None:
     assert settings.services["matomo"].honors_dnt
     assert 30 in [c.lifetime_days for c in settings.services["google_ads"].cookies]
     youtube = settings.services["youtube"]
-    assert {"www.youtube-nocookie.com", "youtube-nocookie.com", "*.ytimg.com"} <= set(
-        youtube.hosts
-    )
+    assert {"www.youtube-nocookie.com", "youtube-nocookie.com", "*.ytimg.com"} <= set(youtube.hosts)
     assert youtube.category == settings.services["google_maps"].category == "external_media"
     assert youtube.load_label is not None and youtube.load_label.de == "Video abspielen"
     maps = settings.services["google_maps"]
     assert maps.load_label is not None and maps.load_label.de == "Karte anzeigen"
     assert "fbq(" in settings.services["facebook_pixel"].signatures
     assert any("emos" in s for s in settings.services["econda"].signatures)
-    assert any("_etracker" in s or "_etLoader" in s for s in settings.services["etracker"].signatures)
+    assert any(
+        "_etracker" in s or "_etLoader" in s for s in settings.services["etracker"].signatures
+    )
     assert set(settings.services["google_ads"].consent_mode) >= {
         "ad_storage",
         "ad_user_data",
@@ -175,7 +179,12 @@ BAD_CASES = {
     "revision_zero": ("revision = 0\n", None, "revision", "greater than or equal to 1"),
     "revision_text": ('revision = "two"\n', None, "revision", "valid integer"),
     "prefix_without_slash": ('prefix = "consent"\n', None, "prefix", "pattern"),
-    "lifetime_too_long": ("[cookie]\nlifetime_days = 99999\n", None, "cookie.lifetime_days", "3650"),
+    "lifetime_too_long": (
+        "[cookie]\nlifetime_days = 99999\n",
+        None,
+        "cookie.lifetime_days",
+        "3650",
+    ),
     "secure_not_bool": ('[cookie]\nsecure = "yes"\n', None, "cookie.secure", '"auto"'),
     "language_unknown": ('languages = ["fr"]\n', None, "languages.0", "'de' or 'en'"),
     "language_twice": ('languages = ["de", "de"]\n', None, "languages", "twice"),
@@ -194,7 +203,12 @@ BAD_CASES = {
         "pattern",
     ),
     "not_toml": ("revision = = 1\n", None, "", "not valid TOML"),
-    "env_bad_value": ("", {"CONSENTGATE_SECRET_KEYS": KEY, "CONSENTGATE_REVISION": "-1"}, "revision", "CONSENTGATE_REVISION"),
+    "env_bad_value": (
+        "",
+        {"CONSENTGATE_SECRET_KEYS": KEY, "CONSENTGATE_REVISION": "-1"},
+        "revision",
+        "CONSENTGATE_REVISION",
+    ),
 }
 
 
@@ -206,7 +220,9 @@ def test_invalid_settings_fail_naming_file_key_and_fix(
 ) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
-        Settings.from_file(path, environ={"CONSENTGATE_SECRET_KEYS": KEY} if environ is None else environ)
+        Settings.from_file(
+            path, environ={"CONSENTGATE_SECRET_KEYS": KEY} if environ is None else environ
+        )
     message = str(caught.value)
     assert str(path) in message
     assert caught.value.source == str(path)

@@ -17,7 +17,9 @@ Data = Callable[..., dict[str, Any]]
 NEW, OLD, OTHER = "n" * 40, "o" * 40, "x" * 40
 
 
-def make_codec(data: Data, keys: list[str], clock: Callable[[], float] = time.time, **extra: Any) -> CookieCodec:
+def make_codec(
+    data: Data, keys: list[str], clock: Callable[[], float] = time.time, **extra: Any
+) -> CookieCodec:
     return CookieCodec(Settings.from_mapping(data(secret_keys=keys, **extra)), clock=clock)
 
 

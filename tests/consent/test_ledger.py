@@ -94,13 +94,20 @@ async def test_records_are_durable_across_reopen(tmp_path: Path) -> None:
 
 async def test_time_range_and_consent_id_queries(store: SQLiteStore) -> None:
     await fill(store, 10)
-    window = [r.seq async for r in store.records(since=T0 + timedelta(minutes=3), until=T0 + timedelta(minutes=6))]
+    window = [
+        r.seq
+        async for r in store.records(
+            since=T0 + timedelta(minutes=3), until=T0 + timedelta(minutes=6)
+        )
+    ]
     assert window == [4, 5, 6]
     assert [r.seq for r in await store.records_for(f"{7:022d}")] == [8]
     assert await store.records_for("unknown") == []
 
 
-async def test_iteration_crosses_batches(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_iteration_crosses_batches(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("consentgate.consent.sqlite.BATCH", 3)
     await fill(store, 10)
     assert [r.seq async for r in store.records()] == list(range(1, 11))
@@ -139,7 +146,7 @@ WRITER = textwrap.dedent(
 )
 
 
-async def test_two_processes_appending_keep_one_chain(tmp_path: Path) -> None:
+def test_two_processes_appending_keep_one_chain(tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
     SQLiteStore(path)  # create the schema before the race
     procs = [
@@ -147,9 +154,7 @@ async def test_two_processes_appending_keep_one_chain(tmp_path: Path) -> None:
         for tag in ("a", "b")
     ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    ledger = SQLiteStore(path)
-    report = await ledger.verify()
-    await ledger.close()
+    report = asyncio.run(SQLiteStore(path).verify())
     assert report.ok, str(report)
     assert report.checked == 80
 
@@ -164,9 +169,17 @@ def tamper(path: Path, sql: str, *params: object) -> None:
 async def test_verify_detects_an_edited_record(tmp_path: Path) -> None:
     ledger = SQLiteStore(tmp_path / "l.db")
     await fill(ledger, 5)
-    body = json.loads(await ledger._run(lambda: ledger._db.execute("SELECT body FROM records WHERE seq = 3").fetchone()[0]))
+    body = json.loads(
+        await ledger._run(
+            lambda: ledger._db.execute("SELECT body FROM records WHERE seq = 3").fetchone()[0]
+        )
+    )
     body["granted"] = ["facebook_pixel", "google_ads", "matomo"]
-    tamper(ledger.path, "UPDATE records SET body = ? WHERE seq = 3", json.dumps(body, sort_keys=True, separators=(",", ":")))
+    tamper(
+        ledger.path,
+        "UPDATE records SET body = ? WHERE seq = 3",
+        json.dumps(body, sort_keys=True, separators=(",", ":")),
+    )
     report = await ledger.verify()
     await ledger.close()
     assert not report.ok
@@ -196,11 +209,27 @@ async def test_verify_detects_a_deleted_last_record_only_by_count(tmp_path: Path
 async def test_verify_detects_reordered_records(tmp_path: Path) -> None:
     ledger = SQLiteStore(tmp_path / "l.db")
     await fill(ledger, 5)
-    rows = await ledger._run(lambda: ledger._db.execute("SELECT seq, body, hash, record_id FROM records WHERE seq IN (2, 4) ORDER BY seq").fetchall())
+    rows = await ledger._run(
+        lambda: ledger._db.execute(
+            "SELECT seq, body, hash, record_id FROM records WHERE seq IN (2, 4) ORDER BY seq"
+        ).fetchall()
+    )
     (_, body2, hash2, id2), (_, body4, hash4, id4) = rows
     tamper(ledger.path, "UPDATE records SET record_id = 'tmp-' || seq WHERE seq IN (2, 4)")
-    tamper(ledger.path, "UPDATE records SET body = ?, hash = ?, record_id = ? WHERE seq = 2", body4, hash4, id4)
-    tamper(ledger.path, "UPDATE records SET body = ?, hash = ?, record_id = ? WHERE seq = 4", body2, hash2, id2)
+    tamper(
+        ledger.path,
+        "UPDATE records SET body = ?, hash = ?, record_id = ? WHERE seq = 2",
+        body4,
+        hash4,
+        id4,
+    )
+    tamper(
+        ledger.path,
+        "UPDATE records SET body = ?, hash = ?, record_id = ? WHERE seq = 4",
+        body2,
+        hash2,
+        id2,
+    )
     report = await ledger.verify()
     await ledger.close()
     assert not report.ok
@@ -219,7 +248,7 @@ def test_verify_chain_on_records_in_memory() -> None:
 
 def test_naive_times_are_refused() -> None:
     with pytest.raises(ValueError, match="no time zone"):
-        ConsentRecord.seal(draft(time=datetime(2026, 1, 1)), seq=1, prev_hash="0" * 64)  # noqa: DTZ001
+        ConsentRecord.seal(draft(time=datetime(2026, 1, 1)), seq=1, prev_hash="0" * 64)
 
 
 @pytest.mark.parametrize(
@@ -230,7 +259,9 @@ def test_naive_times_are_refused() -> None:
         ("sqlite:///", "names no file"),
     ],
 )
-def test_unsupported_store_urls_are_refused_without_echoing_credentials(url: str, message: str) -> None:
+def test_unsupported_store_urls_are_refused_without_echoing_credentials(
+    url: str, message: str
+) -> None:
     with pytest.raises(ValueError, match=message) as caught:
         open_store(url)
     assert "secretpw" not in str(caught.value)

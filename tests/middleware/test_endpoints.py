@@ -52,11 +52,16 @@ async def decide(client: httpx.AsyncClient, body: Any, **headers: str) -> httpx.
     )
 
 
-async def test_decision_round_trip(client: httpx.AsyncClient, store: SQLiteStore, settings: Settings) -> None:
+async def test_decision_round_trip(
+    client: httpx.AsyncClient, store: SQLiteStore, settings: Settings
+) -> None:
     assert (await client.get("/")).json()["decided"] is False
     response = await decide(
         client,
-        {"services": {"matomo": True, "youtube": False}, "page": "http://testserver/strom?tarif=öko#x"},
+        {
+            "services": {"matomo": True, "youtube": False},
+            "page": "http://testserver/strom?tarif=öko#x",
+        },
     )
     assert response.status_code == 200
     receipt = response.json()
@@ -71,7 +76,12 @@ async def test_decision_round_trip(client: httpx.AsyncClient, store: SQLiteStore
     assert response.headers["cache-control"] == "no-store"
 
     seen = (await client.get("/")).json()
-    assert seen == {"decided": True, "consent_id": receipt["consent_id"], "matomo": True, "youtube": False}
+    assert seen == {
+        "decided": True,
+        "consent_id": receipt["consent_id"],
+        "matomo": True,
+        "youtube": False,
+    }
 
     [record] = await store.records_for(receipt["consent_id"])
     assert record.record_id == receipt["record_id"] and record.hash == receipt["hash"]
@@ -101,23 +111,31 @@ async def test_accept_all_reject_all_and_withdrawal_keep_one_consent_id(
     assert (await store.verify()).ok
 
 
-async def test_state_reports_decision_and_catalogue(client: httpx.AsyncClient, settings: Settings) -> None:
+async def test_state_reports_decision_and_catalogue(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
     state = (await client.get("/_consent/state")).json()
     assert state["decided"] is False and state["granted"] == [] and state["consent_id"] is None
     assert state["language"] == "de"
     assert state["catalogue"]["texts"]["reject_all"] == "Alle ablehnen"
     assert {s["id"] for s in state["catalogue"]["services"]} == set(settings.services)
     receipt = (await decide(client, {"services": {"youtube": True}})).json()
-    state = (await client.get("/_consent/state", headers={"accept-language": "en-GB,en;q=0.9"})).json()
+    state = (
+        await client.get("/_consent/state", headers={"accept-language": "en-GB,en;q=0.9"})
+    ).json()
     assert state["decided"] is True and state["granted"] == ["youtube"]
     assert state["consent_id"] == receipt["consent_id"]
     assert state["language"] == "en"
     assert state["catalogue"]["texts"]["reject_all"] == "Reject all"
     assert state["fingerprint"] != receipt["fingerprint"], "each language has its own banner"
-    assert (await client.get("/_consent/state?lang=de", headers={"accept-language": "en"})).json()["language"] == "de"
+    assert (await client.get("/_consent/state?lang=de", headers={"accept-language": "en"})).json()[
+        "language"
+    ] == "de"
 
 
-async def test_fingerprint_of_a_changed_banner_is_refused(client: httpx.AsyncClient, store: SQLiteStore) -> None:
+async def test_fingerprint_of_a_changed_banner_is_refused(
+    client: httpx.AsyncClient, store: SQLiteStore
+) -> None:
     state = (await client.get("/_consent/state")).json()
     ok = await decide(client, {"accept": "all", "fingerprint": state["fingerprint"]})
     assert ok.status_code == 200
@@ -139,24 +157,58 @@ BAD_REQUESTS: dict[str, tuple[bytes, dict[str, str], int, str]] = {
     "service_as_int": (b'{"services": {"matomo": 1}}', {}, 422, "services.matomo"),
     "unknown_field": (b'{"accept": "all", "tracking": true}', {}, 422, "tracking: unknown field"),
     "page_not_url": (b'{"accept": "all", "page": "javascript:alert(1)"}', {}, 422, "page"),
-    "page_other_site": (b'{"accept": "all", "page": "https://evil.example/"}', {}, 422, "not a page of this site"),
+    "page_other_site": (
+        b'{"accept": "all", "page": "https://evil.example/"}',
+        {},
+        422,
+        "not a page of this site",
+    ),
     "language_unknown": (b'{"accept": "all", "language": "fr"}', {}, 422, "language"),
     "fingerprint_malformed": (b'{"accept": "all", "fingerprint": "abc"}', {}, 422, "fingerprint"),
-    "wrong_content_type": (b'{"accept": "all"}', {"content-type": "text/plain"}, 415, "application/json"),
-    "form_post": (b"accept=all", {"content-type": "application/x-www-form-urlencoded"}, 415, "application/json"),
+    "wrong_content_type": (
+        b'{"accept": "all"}',
+        {"content-type": "text/plain"},
+        415,
+        "application/json",
+    ),
+    "form_post": (
+        b"accept=all",
+        {"content-type": "application/x-www-form-urlencoded"},
+        415,
+        "application/json",
+    ),
     "oversize": (b'{"accept": "all", "page": "' + b"a" * 9000 + b'"}', {}, 413, "larger than"),
-    "cross_site_origin": (b'{"accept": "all"}', {"origin": "https://evil.example"}, 403, "cross-site"),
+    "cross_site_origin": (
+        b'{"accept": "all"}',
+        {"origin": "https://evil.example"},
+        403,
+        "cross-site",
+    ),
     "null_origin": (b'{"accept": "all"}', {"origin": "null"}, 403, "cross-site"),
-    "sec_fetch_cross_site": (b'{"accept": "all"}', {"sec-fetch-site": "cross-site"}, 403, "cross-site"),
+    "sec_fetch_cross_site": (
+        b'{"accept": "all"}',
+        {"sec-fetch-site": "cross-site"},
+        403,
+        "cross-site",
+    ),
 }
 
 
-@pytest.mark.parametrize(("body", "headers", "status", "message"), list(BAD_REQUESTS.values()), ids=list(BAD_REQUESTS))
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "message"), list(BAD_REQUESTS.values()), ids=list(BAD_REQUESTS)
+)
 async def test_bad_decisions_are_refused_and_nothing_is_recorded(
-    client: httpx.AsyncClient, store: SQLiteStore, body: bytes, headers: dict[str, str], status: int, message: str
+    client: httpx.AsyncClient,
+    store: SQLiteStore,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+    message: str,
 ) -> None:
     response = await client.post(
-        "/_consent/decision", content=body, headers={"content-type": "application/json", **ORIGIN, **headers}
+        "/_consent/decision",
+        content=body,
+        headers={"content-type": "application/json", **ORIGIN, **headers},
     )
     assert response.status_code == status, response.text
     assert message in response.json()["error"]
@@ -164,7 +216,9 @@ async def test_bad_decisions_are_refused_and_nothing_is_recorded(
     assert await store.count() == 0
 
 
-async def test_refusing_a_necessary_service_is_an_error(settings_data: Data, store: SQLiteStore) -> None:
+async def test_refusing_a_necessary_service_is_an_error(
+    settings_data: Data, store: SQLiteStore
+) -> None:
     data = settings_data()
     data["services"]["session"] = {
         "name": "Sitzung",
@@ -195,28 +249,44 @@ async def test_tampered_cookie_is_ignored(client: httpx.AsyncClient) -> None:
 async def test_stale_revision_cookie_is_ignored(settings_data: Data, store: SQLiteStore) -> None:
     old = make_app(Settings.from_mapping(settings_data(revision=1)), store)
     new = make_app(Settings.from_mapping(settings_data(revision=2)), store)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=old), base_url="http://testserver") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=old), base_url="http://testserver"
+    ) as c:
         value = (await decide(c, {"accept": "all"})).cookies["consentgate"]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=new), base_url="http://testserver") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=new), base_url="http://testserver"
+    ) as c:
         c.cookies.set("consentgate", value)
         assert (await c.get("/")).json()["decided"] is False
 
 
-async def test_rotated_key_keeps_existing_decisions(settings_data: Data, store: SQLiteStore) -> None:
+async def test_rotated_key_keeps_existing_decisions(
+    settings_data: Data, store: SQLiteStore
+) -> None:
     old = make_app(Settings.from_mapping(settings_data(secret_keys=["o" * 40])), store)
-    rotated = make_app(Settings.from_mapping(settings_data(secret_keys=["n" * 40, "o" * 40])), store)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=old), base_url="http://testserver") as c:
+    rotated = make_app(
+        Settings.from_mapping(settings_data(secret_keys=["n" * 40, "o" * 40])), store
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=old), base_url="http://testserver"
+    ) as c:
         value = (await decide(c, {"accept": "all"})).cookies["consentgate"]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=rotated), base_url="http://testserver") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=rotated), base_url="http://testserver"
+    ) as c:
         c.cookies.set("consentgate", value)
         assert (await c.get("/")).json()["decided"] is True
 
 
-async def test_store_down_gives_503_no_cookie_and_no_record(settings: Settings, tmp_path: Any) -> None:
+async def test_store_down_gives_503_no_cookie_and_no_record(
+    settings: Settings, tmp_path: Any
+) -> None:
     ledger = SQLiteStore(tmp_path / "down.db")
     app = make_app(settings, ledger)
     await ledger.close()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as c:
         response = await decide(c, {"accept": "all"})
     assert response.status_code == 503
     assert "nothing was recorded" in response.json()["error"]
@@ -224,22 +294,37 @@ async def test_store_down_gives_503_no_cookie_and_no_record(settings: Settings, 
     assert await SQLiteStore(tmp_path / "down.db").count() == 0
 
 
-async def test_secure_cookie_on_https_and_when_forced(settings_data: Data, store: SQLiteStore) -> None:
+async def test_secure_cookie_on_https_and_when_forced(
+    settings_data: Data, store: SQLiteStore
+) -> None:
     auto = make_app(Settings.from_mapping(settings_data()), store)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=auto), base_url="https://testserver") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=auto), base_url="https://testserver"
+    ) as c:
         response = await decide(c, {"accept": "none"}, origin="https://testserver")
         assert "; Secure" in response.headers["set-cookie"]
-    forced = make_app(Settings.from_mapping(settings_data(cookie={"secure": True, "domain": "example.de"})), store)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=forced), base_url="http://testserver") as c:
+    forced = make_app(
+        Settings.from_mapping(settings_data(cookie={"secure": True, "domain": "example.de"})), store
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=forced), base_url="http://testserver"
+    ) as c:
         cookie = (await decide(c, {"accept": "none"})).headers["set-cookie"]
         assert "; Secure" in cookie and "Domain=example.de" in cookie
 
 
 @pytest.mark.parametrize(
     ("method", "path", "status"),
-    [("GET", "/_consent/decision", 405), ("POST", "/_consent/state", 405), ("GET", "/_consent/nope", 404), ("GET", "/_consent", 404)],
+    [
+        ("GET", "/_consent/decision", 405),
+        ("POST", "/_consent/state", 405),
+        ("GET", "/_consent/nope", 404),
+        ("GET", "/_consent", 404),
+    ],
 )
-async def test_wrong_method_or_path_under_prefix(client: httpx.AsyncClient, method: str, path: str, status: int) -> None:
+async def test_wrong_method_or_path_under_prefix(
+    client: httpx.AsyncClient, method: str, path: str, status: int
+) -> None:
     response = await client.request(method, path)
     assert response.status_code == status
     assert "error" in response.json()
@@ -247,15 +332,21 @@ async def test_wrong_method_or_path_under_prefix(client: httpx.AsyncClient, meth
 
 async def test_custom_prefix(settings_data: Data, store: SQLiteStore) -> None:
     app = make_app(Settings.from_mapping(settings_data(prefix="/datenschutz/consent")), store)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as c:
         assert (await c.get("/datenschutz/consent/state")).status_code == 200
         assert (await c.get("/_consent/state")).status_code == 404
 
 
 async def test_decision_time_comes_from_the_clock(settings: Settings, store: SQLiteStore) -> None:
     moment = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
-    app = ConsentMiddleware(Starlette(routes=[Route("/", whoami)]), settings=settings, store=store, clock=lambda: moment)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+    app = ConsentMiddleware(
+        Starlette(routes=[Route("/", whoami)]), settings=settings, store=store, clock=lambda: moment
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as c:
         receipt = (await decide(c, {"accept": "all"})).json()
         assert receipt["time"] == "2026-11-21T09:30:00.000000Z"
         assert (await c.get("/_consent/state")).json()["decided_at"] == "2026-11-21T09:30:00+00:00"
