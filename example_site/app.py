@@ -28,9 +28,10 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_SETTINGS = HERE / "consentgate.toml"
 STATIC_DIR = HERE / "static"
 
-SECRET_ENV = "CONSENTGATE_SECRET_KEYS"
+#: The variable consentgate reads its signing keys from.
+KEYS_ENV = "CONSENTGATE_SECRET_KEYS"
 #: Where the demo keeps its generated signing key, relative to the working directory.
-DEMO_SECRET_FILE = ".demo-secret"
+DEMO_KEY_FILE = ".demo-secret"
 
 
 def ensure_demo_secret() -> None:
@@ -41,9 +42,9 @@ def ensure_demo_secret() -> None:
     deployment sets ``CONSENTGATE_SECRET_KEYS`` from its secret store and never writes keys
     next to the code.
     """
-    if SECRET_ENV in os.environ:
+    if KEYS_ENV in os.environ:
         return
-    path = Path.cwd() / DEMO_SECRET_FILE
+    path = Path.cwd() / DEMO_KEY_FILE
     try:
         # O_EXCL: two workers starting at once must not overwrite each other's key.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -53,7 +54,7 @@ def ensure_demo_secret() -> None:
         key = secrets.token_urlsafe(32)
         with os.fdopen(fd, "w", encoding="ascii") as file:
             file.write(key + "\n")
-    os.environ[SECRET_ENV] = key
+    os.environ[KEYS_ENV] = key
 
 
 async def home(request: Request) -> HTMLResponse:

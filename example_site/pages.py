@@ -668,8 +668,8 @@ auslöst, ist hier einzeln beschrieben und braucht eine eigene Einwilligung.
 welche Seiten gelesen werden, wie Besucher zu uns finden und an welcher Stelle sie die Website
 verlassen. etracker verarbeitet die Daten ausschließlich in Deutschland und kürzt IP-Adressen
 sofort. Cookies, mit denen sich wiederkehrende Besuche erkennen lassen, setzt etracker bei uns
-nur mit Ihrer Einwilligung; sie werden nach höchstens zwei Jahren gelöscht. etracker arbeitet
-in unserem Auftrag (Art. 28 DSGVO).
+nur mit Ihrer Einwilligung; das wichtigste, <code>_et_coid</code>, wird nach zwei Jahren
+gelöscht. etracker arbeitet in unserem Auftrag (Art. 28 DSGVO).
 <a href="https://www.etracker.com/datenschutz/">Datenschutzhinweise von etracker</a></p>
 
 <h3 id="matomo">Matomo</h3>
@@ -685,14 +685,16 @@ danach bleiben nur zusammengefasste Zahlen.</p>
 <p>Anbieter: econda GmbH, Zimmerstraße 6, 76137 Karlsruhe. econda zeigt uns, welche Seiten
 in welcher Reihenfolge aufgerufen werden, damit wir Inhalte und Navigation verbessern können.
 Die Auswertung ist pseudonym; Ihre IP-Adresse wird vor der Speicherung anonymisiert. Mit
-Ihrer Einwilligung speichert econda dazu Cookies auf Ihrem Gerät. econda arbeitet in unserem
+Ihrer Einwilligung setzt econda dazu die Cookies <code>emos_jcsid</code> (Dauer des Besuchs)
+und <code>emos_jcvid</code> (Wiedererkennung, bis zu drei Jahre). econda arbeitet in unserem
 Auftrag (Art. 28 DSGVO). Sie können der Erfassung jederzeit widersprechen, indem Sie econda
 unter „Cookie-Einstellungen“ abwählen.</p>
 
 <h3 id="google-ads">Google Ads Conversion-Tracking</h3>
 <p>Anbieter: Google Ireland Limited, Gordon House, Barrow Street, Dublin 4, Irland. Kommen Sie
 über eine unserer Anzeigen bei Google auf unsere Website, erfahren wir mit Hilfe eines Cookies,
-ob Sie anschließend unsere Tarifseite aufrufen. Das Cookie ist 30 Tage gültig. Wir erhalten
+ob Sie anschließend unsere Tarifseite aufrufen. Das Cookie <code>Conversion</code> ist 30 Tage
+gültig, <code>_gcl_au</code> 90 Tage. Wir erhalten
 nur zusammengefasste Zahlen, etwa wie viele Menschen nach einem Klick auf eine Anzeige die
 Tarifseite erreicht haben, und können niemanden persönlich erkennen.
 <a href="https://policies.google.com/technologies/ads?hl=de">Informationen von Google zu
@@ -702,7 +704,8 @@ Werbung</a></p>
 <p>Anbieter: Meta Platforms Ireland Limited, Merrion Road, Dublin 4, D04 X2K5, Irland. Mit
 dem Meta-Pixel messen wir, ob Menschen nach einem Klick auf unsere Anzeigen bei Facebook oder
 Instagram unsere Website besuchen, und können ihnen dort Hinweise auf unsere Angebote zeigen.
-Dabei verbindet sich Ihr Browser direkt mit Servern von Meta. Sind Sie bei Facebook oder
+Dabei verbindet sich Ihr Browser direkt mit Servern von Meta, und das Cookie <code>_fbp</code>
+wird für 90 Tage gespeichert. Sind Sie bei Facebook oder
 Instagram angemeldet, kann Meta den Besuch Ihrem Konto zuordnen. Für die Erhebung und
 Übermittlung der Daten an Meta sind wir und Meta gemeinsam verantwortlich (Art. 26 DSGVO;
 EuGH, Urteil vom 29. Juli 2019, C-40/17, „Fashion ID“); für alles Weitere ist Meta allein
