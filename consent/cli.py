@@ -205,7 +205,7 @@ async def _stats(store: Store, args: argparse.Namespace) -> int:
         granted.update(record.granted)
         offered.update(record.granted)
         offered.update(record.refused)
-    summary = {
+    summary: dict[str, Any] = {
         "records": sum(actions.values()),
         "visitors": len(latest),
         "actions": dict(sorted(actions.items())),
