@@ -131,7 +131,7 @@ def _problems(exc: ValidationError, env_names: dict[str, str]) -> list[Problem]:
         elif error["type"] == "extra_forbidden":
             message = "unknown key; check the spelling against the documented settings"
         elif (
-            loc[:1] != ["secret_keys"]
+            loc[:1] not in (["secret_keys"], ["store_url"])
             and "(got " not in message
             and isinstance(error["input"], str | int | float | bool)
         ):

@@ -269,6 +269,10 @@ class BannerTexts(_Model):
         return self
 
 
+#: Store URL schemes a ledger exists for.
+STORE_SCHEMES = ("sqlite",)
+
+
 class Settings(_Model):
     """Everything consentgate needs to know; see ``Settings.from_file``."""
 
@@ -304,6 +308,21 @@ class Settings(_Model):
                     "print(secrets.token_urlsafe(32))'`"
                 )
         return keys
+
+    @field_validator("store_url")
+    @classmethod
+    def _check_store_url(cls, url: str) -> str:
+        # Checked here so a typo stops the app at start-up, not at the first decision.
+        # Only the scheme is echoed: a store URL may carry a password.
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        if scheme not in STORE_SCHEMES:
+            raise ValueError(
+                f"store URL scheme {scheme!r} is not supported; use "
+                "sqlite:///relative/path.db or sqlite:////absolute/path.db"
+            )
+        if scheme == "sqlite" and (not url.startswith("sqlite:///") or url.endswith("/")):
+            raise ValueError("a SQLite store URL names a file: sqlite:///path/to/ledger.db")
+        return url
 
     @field_validator("languages")
     @classmethod

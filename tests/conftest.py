@@ -33,6 +33,18 @@ def settings_data() -> SettingsData:
 
 
 @pytest.fixture
+def necessary_service() -> dict[str, Any]:
+    """Return the settings table of a custom service that needs no consent."""
+    return {
+        "name": "Sitzung",
+        "category": "necessary",
+        "description": {"de": "Hält die Anmeldung.", "en": "Keeps you signed in."},
+        "provider": {"name": "Stadtwerke", "address": "Hauptstraße 1", "country": "DE"},
+        "privacy_policy_url": "/datenschutz",
+    }
+
+
+@pytest.fixture
 def settings() -> Settings:
     return Settings.from_mapping(_settings_data())
 

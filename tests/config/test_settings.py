@@ -202,6 +202,18 @@ BAD_CASES = {
         "services.Bad-Id",
         "pattern",
     ),
+    "store_url_unknown_scheme": (
+        'store_url = "mysql://root:hunter2@db/consent"\n',
+        None,
+        "store_url",
+        "scheme 'mysql' is not supported",
+    ),
+    "store_url_sqlite_without_file": (
+        'store_url = "sqlite://"\n',
+        None,
+        "store_url",
+        "names a file",
+    ),
     "not_toml": ("revision = = 1\n", None, "", "not valid TOML"),
     "env_bad_value": (
         "",
@@ -229,6 +241,7 @@ def test_invalid_settings_fail_naming_file_key_and_fix(
     keys = [p.key for p in caught.value.problems]
     assert any(k == key or k.startswith(key + ".") for k in keys), keys
     assert hint in message
+    assert "hunter2" not in message, "store URLs may carry passwords"
 
 
 def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:

@@ -52,15 +52,11 @@ def test_key_rotation_old_key_verifies_new_key_signs(settings_data: Data) -> Non
     assert not before.decode(new_cookie).decided
 
 
-def test_undecided_state_allows_only_necessary(settings_data: Data) -> None:
+def test_undecided_state_allows_only_necessary(
+    settings_data: Data, necessary_service: dict[str, Any]
+) -> None:
     data = settings_data()
-    data["services"]["session"] = {
-        "name": "Sitzung",
-        "category": "necessary",
-        "description": {"de": "Hält die Anmeldung.", "en": "Keeps you signed in."},
-        "provider": {"name": "Stadtwerke", "address": "Hauptstraße 1", "country": "DE"},
-        "privacy_policy_url": "/datenschutz",
-    }
+    data["services"]["session"] = necessary_service
     codec = CookieCodec(Settings.from_mapping(data))
     state = codec.decode(None)
     assert not state.decided and state.consent_id is None

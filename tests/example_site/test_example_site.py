@@ -16,6 +16,8 @@ import httpx
 import pytest
 from starlette.types import ASGIApp, Message
 
+from consentgate.config import PRESET_IDS
+
 # pytest runs with --import-mode=importlib, which leaves the repository root off sys.path, and
 # example_site is not an installed package (nor may a root conftest.py add it): add it here.
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,16 +28,7 @@ from example_site import pages  # noqa: E402  (needs the sys.path entry above)
 
 SECRET_ENV = "CONSENTGATE_SECRET_KEYS"
 PAGES = ["/", "/strom", "/kundencenter", "/ueber-uns", "/datenschutz", "/impressum"]
-SERVICE_IDS = [
-    "etracker",
-    "google_ads",
-    "google_tag_manager",
-    "facebook_pixel",
-    "matomo",
-    "youtube",
-    "google_maps",
-    "econda",
-]
+SERVICE_IDS = list(PRESET_IDS)  # the example enables every preset
 
 # Pieces of each site-wide snippet that survive blocking: consentgate neutralizes a tag by
 # changing its type or moving its URL to data-consentgate-src, not by rewriting its content.

@@ -217,16 +217,10 @@ async def test_bad_decisions_are_refused_and_nothing_is_recorded(
 
 
 async def test_refusing_a_necessary_service_is_an_error(
-    settings_data: Data, store: SQLiteStore
+    settings_data: Data, store: SQLiteStore, necessary_service: dict[str, Any]
 ) -> None:
     data = settings_data()
-    data["services"]["session"] = {
-        "name": "Sitzung",
-        "category": "necessary",
-        "description": {"de": "Hält die Anmeldung.", "en": "Keeps you signed in."},
-        "provider": {"name": "Stadtwerke", "address": "Hauptstraße 1", "country": "DE"},
-        "privacy_policy_url": "/datenschutz",
-    }
+    data["services"]["session"] = necessary_service
     transport = httpx.ASGITransport(app=make_app(Settings.from_mapping(data), store))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         refused = await decide(c, {"services": {"session": False}})
@@ -246,36 +240,37 @@ async def test_tampered_cookie_is_ignored(client: httpx.AsyncClient) -> None:
     assert (await client.get("/_consent/state")).json()["granted"] == []
 
 
+async def cookie_from(app: ConsentMiddleware, body: Any) -> str:
+    """Return the consent cookie ``app`` sets for a decision."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        return (await decide(c, body)).cookies["consentgate"]
+
+
+async def decided_with(app: ConsentMiddleware, cookie: str) -> bool:
+    """Return whether ``app`` sees a decision behind ``cookie``."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        c.cookies.set("consentgate", cookie)
+        decided: bool = (await c.get("/")).json()["decided"]
+        return decided
+
+
 async def test_stale_revision_cookie_is_ignored(settings_data: Data, store: SQLiteStore) -> None:
     old = make_app(Settings.from_mapping(settings_data(revision=1)), store)
     new = make_app(Settings.from_mapping(settings_data(revision=2)), store)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=old), base_url="http://testserver"
-    ) as c:
-        value = (await decide(c, {"accept": "all"})).cookies["consentgate"]
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=new), base_url="http://testserver"
-    ) as c:
-        c.cookies.set("consentgate", value)
-        assert (await c.get("/")).json()["decided"] is False
+    value = await cookie_from(old, {"accept": "all"})
+    assert await decided_with(old, value)
+    assert not await decided_with(new, value)
 
 
 async def test_rotated_key_keeps_existing_decisions(
     settings_data: Data, store: SQLiteStore
 ) -> None:
     old = make_app(Settings.from_mapping(settings_data(secret_keys=["o" * 40])), store)
-    rotated = make_app(
-        Settings.from_mapping(settings_data(secret_keys=["n" * 40, "o" * 40])), store
-    )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=old), base_url="http://testserver"
-    ) as c:
-        value = (await decide(c, {"accept": "all"})).cookies["consentgate"]
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=rotated), base_url="http://testserver"
-    ) as c:
-        c.cookies.set("consentgate", value)
-        assert (await c.get("/")).json()["decided"] is True
+    rotated = Settings.from_mapping(settings_data(secret_keys=["n" * 40, "o" * 40]))
+    value = await cookie_from(old, {"accept": "all"})
+    assert await decided_with(make_app(rotated, store), value)
 
 
 async def test_store_down_gives_503_no_cookie_and_no_record(
