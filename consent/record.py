@@ -36,7 +36,7 @@ def parse_time(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordDraft:
     """A decision about to be recorded; the store adds sequence number and hashes."""
 
@@ -58,24 +58,11 @@ class RecordDraft:
     record_id: str = field(default_factory=new_record_id)
 
 
-@dataclass(frozen=True, slots=True)
-class ConsentRecord:
-    """One stored decision, linked to its predecessor by ``prev_hash``."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsentRecord(RecordDraft):
+    """One stored decision: a sealed draft, linked to its predecessor by ``prev_hash``."""
 
-    record_id: str
     seq: int
-    consent_id: str
-    time: datetime
-    action: Action
-    granted: tuple[str, ...]
-    refused: tuple[str, ...]
-    revision: int
-    fingerprint: str
-    language: str
-    page_url: str
-    ip: str
-    browser: str
-    os: str
     prev_hash: str
     hash: str
     format: int = RECORD_FORMAT
@@ -106,11 +93,7 @@ class ConsentRecord:
 
     def to_json(self) -> dict[str, Any]:
         """Return the record as JSON-ready values (the export and stored form)."""
-        values = asdict(self)
-        values["time"] = format_time(self.time)
-        values["granted"] = list(self.granted)
-        values["refused"] = list(self.refused)
-        return values
+        return _plain(asdict(self))
 
     @classmethod
     def from_json(cls, values: dict[str, Any]) -> ConsentRecord:
@@ -129,11 +112,17 @@ class ConsentRecord:
 
 def _canonical(values: dict[str, Any]) -> bytes:
     """Encode record values canonically: sorted keys, no spaces, UTF-8, UTC times."""
-    plain = {
+    return json.dumps(
+        _plain(values), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """Return record values as JSON types: times as ``format_time`` text, tuples as lists."""
+    return {
         k: (format_time(v) if isinstance(v, datetime) else list(v) if isinstance(v, tuple) else v)
         for k, v in values.items()
     }
-    return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @dataclass(frozen=True, slots=True)
