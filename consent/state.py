@@ -55,7 +55,7 @@ class ConsentState:
 
 
 class _ClockSigner(TimestampSigner):
-    """A ``TimestampSigner`` whose clock can be injected (tests, expiry checks)."""
+    """A ``TimestampSigner`` whose clock can be injected; it stamps new cookies."""
 
     clock: Callable[[], float] = time.time
 

@@ -24,6 +24,7 @@ from consentgate.consent import (
     Store,
     new_consent_id,
 )
+from consentgate.consent.record import format_time
 from consentgate.middleware.ipmask import mask_ip
 from consentgate.middleware.useragent import reduce_user_agent
 from consentgate.widgets import Catalogue, build_catalogues
@@ -250,7 +251,7 @@ def _receipt(record: ConsentRecord) -> dict[str, Any]:
         "granted": list(record.granted),
         "refused": list(record.refused),
         "revision": record.revision,
-        "time": record.to_json()["time"],
+        "time": format_time(record.time),
         "language": record.language,
         "fingerprint": record.fingerprint,
         "hash": record.hash,
