@@ -110,7 +110,10 @@ class Service(_Model):
     hosts: list[str] = Field(default_factory=list)
     """Hosts its tags load from: ``www.googletagmanager.com`` or ``*.etracker.com``."""
     url_patterns: list[str] = Field(default_factory=list)
-    """URL prefixes (scheme-less allowed) its tags load from, for services on shared hosts."""
+    """URL prefixes (scheme-less allowed) its tags load from, for services on shared hosts.
+
+    ``*`` in the path matches any characters: ``connect.facebook.net/*/fbevents.js``.
+    """
     signatures: list[NonEmpty] = Field(default_factory=list)
     """Substrings that identify its inline snippet, such as ``fbq(``."""
     cookies: list[CookieSpec] = Field(default_factory=list)
@@ -259,6 +262,10 @@ class BannerTexts(_Model):
     load_once: NonEmpty
     allow_always: NonEmpty
     always_on: NonEmpty
+    placeholder_privacy: NonEmpty
+    """Link text to the provider's privacy policy in a placeholder; ``{provider}`` is filled in."""
+    placeholder_notice: NonEmpty
+    """Placeholder notice for services without their own; ``{service}``/``{provider}``."""
     categories: dict[Category, CategoryText]
 
     @model_validator(mode="after")
@@ -267,6 +274,62 @@ class BannerTexts(_Model):
         if missing:
             raise ValueError(f"categories lacks texts for {missing!r}")
         return self
+
+
+class CSPSettings(_Model):
+    """The consent-aware ``Content-Security-Policy`` sent with every rewritten page."""
+
+    mode: Literal["off", "report-only", "enforce"] = "off"
+    """``report-only`` sends ``Content-Security-Policy-Report-Only``: try it first."""
+    report_uri: str | None = None
+    script_src: list[str] = Field(default_factory=list)
+    """Extra sources always allowed in ``script-src`` (your CDN, say); same for the others."""
+    frame_src: list[str] = Field(default_factory=list)
+    img_src: list[str] = Field(default_factory=list)
+    connect_src: list[str] = Field(default_factory=list)
+
+    @field_validator("script_src", "frame_src", "img_src", "connect_src")
+    @classmethod
+    def _check_sources(cls, sources: list[str]) -> list[str]:
+        for source in sources:
+            if not source or any(c in source for c in " ;,\t\r\n"):
+                raise ValueError(
+                    f"CSP source {source!r} must be one source expression without spaces, "
+                    "commas or semicolons, e.g. 'cdn.example.net' or \"'self'\""
+                )
+        return sources
+
+
+class BlockingSettings(_Model):
+    """How HTML responses are rewritten."""
+
+    enabled: bool = True
+    inline_script_limit: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
+    """Inline scripts longer than this (bytes) are blocked unread: fail closed."""
+    placeholders: bool = True
+    """Put a click-to-load placeholder before each blocked external-media embed."""
+    inject_assets: bool = True
+    """Add the banner's stylesheet and script right after ``<head>``."""
+    consent_mode: bool = True
+    """Add the Google Consent Mode v2 default when a Google service is configured."""
+    cache_bytes: Annotated[int, Field(ge=0)] = 16 * 1024 * 1024
+    """Memory for remembered rewrites of identical pages; 0 turns the cache off."""
+
+
+class SignalSettings(_Model):
+    """Browser privacy signals that count as an objection."""
+
+    dnt: bool = True
+    """``DNT: 1`` blocks every service with ``honors_dnt`` (Matomo, etracker), consent or not."""
+    gpc: list[Category] = Field(default_factory=lambda: ["marketing"])
+    """``Sec-GPC: 1`` counts as refusal of the services in these categories."""
+
+    @field_validator("gpc")
+    @classmethod
+    def _check_gpc(cls, categories: list[Category]) -> list[Category]:
+        if "necessary" in categories:
+            raise ValueError("necessary services cannot be refused; remove 'necessary'")
+        return categories
 
 
 #: Store URL schemes a ledger exists for.
@@ -292,6 +355,9 @@ class Settings(_Model):
     """Languages offered; the first is the default."""
     cookie: CookieSettings = Field(default_factory=CookieSettings)
     ip: IPSettings = Field(default_factory=IPSettings)
+    blocking: BlockingSettings = Field(default_factory=BlockingSettings)
+    csp: CSPSettings = Field(default_factory=CSPSettings)
+    signals: SignalSettings = Field(default_factory=SignalSettings)
     services: dict[ServiceId, Service] = Field(default_factory=dict)
     texts: dict[Language, BannerTexts] = Field(default_factory=lambda: default_texts())
     """Banner texts per language; the shipped German and English texts are the default."""

@@ -43,10 +43,19 @@ class ConsentState:
     revision: int | None = None
     decided_at: datetime | None = None
     necessary: frozenset[str] = field(default=frozenset(), repr=False)
+    objected: frozenset[str] = frozenset()
+    """Services the browser objects to (``DNT``, ``Sec-GPC``): blocked even if granted."""
 
     def allows(self, service_id: str) -> bool:
-        """Return whether the service may run: necessary, or granted by this visitor."""
-        return service_id in self.granted or service_id in self.necessary
+        """Return whether the service may run: necessary, or granted and not objected to."""
+        if service_id in self.necessary:
+            return True
+        return service_id in self.granted and service_id not in self.objected
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        """The optional services that may run now (granted minus objected)."""
+        return self.granted - self.objected if self.objected else self.granted
 
     @classmethod
     def undecided(cls, necessary: Iterable[str] = ()) -> ConsentState:

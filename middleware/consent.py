@@ -1,25 +1,37 @@
-"""``ConsentMiddleware``: reads the consent cookie once per request and serves the consent API."""
+"""``ConsentMiddleware``: the visitor's consent, enforced on every response."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from consentgate.config import Settings
+from consentgate.config import Language, Settings
 from consentgate.consent import ConsentState, CookieCodec, Store, open_store
-from consentgate.middleware.endpoints import ConsentEndpoints
+from consentgate.middleware.audit import TrackerAudit
+from consentgate.middleware.endpoints import ConsentEndpoints, accept_language
+from consentgate.middleware.htmlfilter import Gate, ResponseFilter, strip_variant
+from consentgate.widgets import BannerAssets
+
+# Content codings the HTML filter can decode; others are removed from Accept-Encoding.
+_DECODABLE = frozenset((b"gzip", b"x-gzip", b"deflate", b"identity", b"*"))
 
 
 class ConsentMiddleware:
-    """Pure ASGI middleware that makes the visitor's consent known to the app.
+    """Pure ASGI middleware that makes the visitor's consent true on every response.
 
-    Puts a ``ConsentState`` in ``scope["consentgate"]`` (``.allows(service_id)``,
-    ``.consent_id``, ``.decided``) and answers the consent endpoints under
-    ``settings.prefix``. Reading the state needs no store access; only a decision writes
-    to the ledger named by ``settings.store_url`` (or the ``store`` given).
+    - puts a ``ConsentState`` in ``scope["consentgate"]`` (``.allows(service_id)``), with
+      ``DNT``/``Sec-GPC`` objections applied as configured;
+    - answers the consent API and serves the banner files under ``settings.prefix``;
+    - rewrites HTML responses as they stream so no tag of a service without consent reaches
+      the browser, drops the app's ``Set-Cookie`` headers for such services, expires their
+      cookies, and adds the consent-aware Content-Security-Policy if configured.
+
+    Reading the state needs no store access; only a decision writes to the ledger named by
+    ``settings.store_url`` (or the ``store`` given).
     """
 
     def __init__(
@@ -29,17 +41,30 @@ class ConsentMiddleware:
         settings: Settings,
         store: Store | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        assets: BannerAssets | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
         self.codec = CookieCodec(settings, clock=lambda: clock().timestamp())
         self.store = store if store is not None else open_store(settings.store_url)
+        self.assets = assets if assets is not None else BannerAssets()
+        self.audit = TrackerAudit()
         self.endpoints = ConsentEndpoints(
-            settings=settings, codec=self.codec, store=self.store, clock=clock
+            settings=settings, codec=self.codec, store=self.store, clock=clock, assets=self.assets
         )
+        versions = "".join(a.version for a in self.assets.files.values())
+        self.gate = Gate(
+            settings,
+            assets_html=self.assets.head_html(settings.prefix),
+            asset_version=versions,
+            audit=self.audit,
+        )
+        self._blocking = settings.blocking.enabled
         self._prefix = settings.prefix
         self._prefix_slash = settings.prefix + "/"
         self._cookie_name = settings.cookie.name
+        self._languages = settings.languages
+        self._objections = bool(self.gate.signals.dnt or self.gate.signals.gpc)
 
     def __repr__(self) -> str:
         return f"ConsentMiddleware(app={self.app!r}, settings={self.settings!r})"
@@ -47,17 +72,97 @@ class ConsentMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # WebSocket handlers may need to check consent too, so they get the state as well;
         # lifespan and anything else passes straight through.
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        scope["consentgate"] = self.read_state(scope)
+        cookies: list[bytes] = []
+        host = b""
+        dnt = gpc = False
+        accept_encoding = if_none_match = languages = None
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                cookies.append(value)
+            elif name == b"host":
+                host = value
+            elif name == b"dnt":
+                dnt = value.strip() == b"1"
+            elif name == b"sec-gpc":
+                gpc = value.strip() == b"1"
+            elif name == b"accept-encoding":
+                accept_encoding = value
+            elif name == b"if-none-match":
+                if_none_match = value
+            elif name == b"accept-language":
+                languages = value
+        jar = cookie_parser(b"; ".join(cookies).decode("latin-1")) if cookies else {}
+        state = self.codec.decode(jar.get(self._cookie_name)) if jar else self.codec.undecided
+        if (dnt or gpc) and self._objections:
+            objected = self.gate.signals.objected(dnt, gpc)
+            if objected:
+                state = dataclasses.replace(state, objected=objected)
+        scope["consentgate"] = state
         path: str = scope["path"]
-        if scope["type"] == "http" and (
-            path == self._prefix or path.startswith(self._prefix_slash)
-        ):
+        if kind == "http" and (path == self._prefix or path.startswith(self._prefix_slash)):
             await self.endpoints(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        if kind != "http" or not self._blocking or scope["method"] == "HEAD":
+            await self.app(scope, receive, send)
+            return
+        language = self._language(languages)
+        if accept_encoding is not None or if_none_match is not None:
+            scope = self._request_headers(scope, state, language, accept_encoding, if_none_match)
+        extensions = scope.get("extensions")
+        if extensions and "http.response.pathsend" in extensions:
+            # A file sent by path would bypass the rewrite; make the app send its bytes.
+            scope = {**scope, "extensions": {**extensions}}
+            del scope["extensions"]["http.response.pathsend"]
+        host_name = host.decode("latin-1").rsplit(":", 1)[0] if host else ""
+        filter_ = ResponseFilter(
+            self.gate,
+            send,
+            state=state,
+            host=host_name,
+            path=path,
+            language=language,
+            cookie_names=list(jar),
+        )
+        await self.app(scope, receive, filter_.send)
+
+    def _language(self, header: bytes | None) -> Language:
+        if header is not None:
+            for tag in accept_language(header.decode("latin-1")):
+                if tag in self._languages:
+                    return tag  # type: ignore[return-value]
+        return self.settings.default_language
+
+    def _request_headers(
+        self,
+        scope: Scope,
+        state: ConsentState,
+        language: Language,
+        accept_encoding: bytes | None,
+        if_none_match: bytes | None,
+    ) -> Scope:
+        """Drop codings the filter cannot decode; map variant ETags back to the app's."""
+        token = (
+            self.gate.variant(state.allowed & self.gate.optional, language)
+            if if_none_match is not None
+            else b""
+        )
+        headers = []
+        for name, value in scope["headers"]:
+            if name == b"accept-encoding":
+                codings = [c for c in value.split(b",") if c.split(b";")[0].strip() in _DECODABLE]
+                value = b",".join(codings).strip()
+                if not value:
+                    continue
+            elif name == b"if-none-match":
+                value = strip_variant(value, token)
+                if not value:
+                    continue
+            headers.append((name, value))
+        return {**scope, "headers": headers}
 
     def read_state(self, scope: Scope) -> ConsentState:
         """Return the consent state the request's cookie proves."""

@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,8 +27,9 @@ from consentgate.consent import (
 )
 from consentgate.consent.record import format_time
 from consentgate.middleware.ipmask import mask_ip
+from consentgate.middleware.policy import CookiePolicy
 from consentgate.middleware.useragent import reduce_user_agent
-from consentgate.widgets import Catalogue, build_catalogues
+from consentgate.widgets import BannerAssets, Catalogue, build_catalogues
 
 logger = logging.getLogger("consentgate")
 
@@ -75,17 +77,22 @@ class ConsentEndpoints:
         codec: CookieCodec,
         store: Store,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        assets: BannerAssets | None = None,
     ) -> None:
         self.settings = settings
         self.codec = codec
         self.store = store
         self.clock = clock
+        self.assets = assets if assets is not None else BannerAssets()
+        self.cookie_policy = CookiePolicy(settings)
         self.catalogues: dict[Language, Catalogue] = build_catalogues(settings)
         self._banners_stored: set[str] = set()
         self._routes: dict[str, tuple[str, Callable[[Request], Any]]] = {
             "/state": ("GET, HEAD", self.state),
             "/decision": ("POST", self.decision),
         }
+        for name in self.assets.files:
+            self._routes["/" + name] = ("GET, HEAD", self.asset)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -110,7 +117,7 @@ class ConsentEndpoints:
         for candidate in (wanted, request.query_params.get("lang")):
             if candidate in offered:
                 return candidate
-        for tag in _accept_language(request.headers.get("accept-language", "")):
+        for tag in accept_language(request.headers.get("accept-language", "")):
             if tag in offered:
                 return tag
         return self.settings.default_language
@@ -173,7 +180,31 @@ class ConsentEndpoints:
         record = await self._record(draft, catalogue)
         response = JSONResponse(_receipt(record), headers=NO_STORE)
         response.headers.append("Set-Cookie", self._cookie(request, record))
+        # Withdrawn or refused services lose their first-party cookies right away.
+        host = request.headers.get("host", "").rsplit(":", 1)[0]
+        for expired in self.cookie_policy.expiring(list(request.cookies), granted, host):
+            response.headers.append("Set-Cookie", expired)
         return response
+
+    async def asset(self, request: Request) -> Response:
+        """Serve a banner file: immutable for a year when asked for by its version."""
+        asset = self.assets.files[request.url.path.rsplit("/", 1)[1]]
+        versioned = request.query_params.get("v") == asset.version
+        headers = {
+            "Cache-Control": "public, max-age=31536000, immutable"
+            if versioned
+            else "public, max-age=300",
+            "ETag": asset.etag,
+            "Vary": "Accept-Encoding",
+            "X-Content-Type-Options": "nosniff",
+        }
+        if asset.etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        accepts_gzip = "gzip" in request.headers.get("accept-encoding", "")
+        body = asset.gzipped if accepts_gzip else asset.content
+        if accepts_gzip:
+            headers["Content-Encoding"] = "gzip"
+        return Response(body, media_type=asset.media_type, headers=headers)
 
     def _granted(self, decision: DecisionIn) -> frozenset[str]:
         optional = self.settings.optional_service_ids
@@ -333,7 +364,8 @@ def _page_url(request: Request, page: str | None) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))[:MAX_PAGE_URL_CHARS]
 
 
-def _accept_language(header: str) -> list[str]:
+@lru_cache(maxsize=1024)
+def accept_language(header: str) -> tuple[str, ...]:
     """Return the primary language tags of an Accept-Language header, best first."""
     weighted = []
     for index, item in enumerate(header.split(",")):
@@ -346,4 +378,4 @@ def _accept_language(header: str) -> list[str]:
                 quality = 0.0
         if tag and quality > 0:
             weighted.append((-quality, index, tag.split("-", 1)[0].lower()))
-    return [tag for _q, _i, tag in sorted(weighted)]
+    return tuple(tag for _q, _i, tag in sorted(weighted))

@@ -1,0 +1,68 @@
+"""The banner's static files (``banner.js``, ``banner.css``), versioned for long caching."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The files the middleware serves under its prefix, with their media types.
+ASSET_TYPES = {
+    "banner.css": "text/css; charset=utf-8",
+    "banner.js": "text/javascript; charset=utf-8",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """One static file, read once: its bytes, a gzip copy and a content hash."""
+
+    name: str
+    media_type: str
+    content: bytes
+    gzipped: bytes
+    version: str
+    """The first 12 hex digits of the SHA-256 of ``content``: the cache-busting query."""
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
+
+
+class BannerAssets:
+    """Loads the banner files from a directory (the installed package by default)."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or Path(__file__).parent
+        self.files: dict[str, Asset] = {}
+        for name, media_type in ASSET_TYPES.items():
+            path = self.directory / name
+            if path.is_file():
+                content = path.read_bytes()
+                self.files[name] = Asset(
+                    name=name,
+                    media_type=media_type,
+                    content=content,
+                    gzipped=gzip.compress(content, compresslevel=9, mtime=0),
+                    version=hashlib.sha256(content).hexdigest()[:12],
+                )
+
+    def url(self, prefix: str, name: str) -> str:
+        """Return the versioned URL of asset ``name`` under ``prefix``."""
+        return f"{prefix}/{name}?v={self.files[name].version}"
+
+    def head_html(self, prefix: str) -> bytes:
+        """Return the tags that load the banner: the stylesheet, then the deferred script."""
+        parts = []
+        if "banner.css" in self.files:
+            href = html.escape(self.url(prefix, "banner.css"))
+            parts.append(f'<link rel="stylesheet" href="{href}" data-consentgate="style">')
+        if "banner.js" in self.files:
+            src = html.escape(self.url(prefix, "banner.js"))
+            parts.append(
+                f'<script src="{src}" defer data-consentgate="script"'
+                f' data-consentgate-prefix="{html.escape(prefix)}"></script>'
+            )
+        return "".join(parts).encode()
