@@ -316,12 +316,16 @@ class BlockingSettings(_Model):
     """Memory for remembered rewrites of identical pages; 0 turns the cache off."""
 
 
+def _default_gpc() -> list[Category]:
+    return ["marketing"]
+
+
 class SignalSettings(_Model):
     """Browser privacy signals that count as an objection."""
 
     dnt: bool = True
     """``DNT: 1`` blocks every service with ``honors_dnt`` (Matomo, etracker), consent or not."""
-    gpc: list[Category] = Field(default_factory=lambda: ["marketing"])
+    gpc: list[Category] = Field(default_factory=lambda: _default_gpc())
     """``Sec-GPC: 1`` counts as refusal of the services in these categories."""
 
     @field_validator("gpc")

@@ -133,7 +133,7 @@ class ConsentMiddleware:
         if header is not None:
             for tag in accept_language(header.decode("latin-1")):
                 if tag in self._languages:
-                    return tag  # type: ignore[return-value]
+                    return tag
         return self.settings.default_language
 
     def _request_headers(

@@ -336,7 +336,7 @@ def _variant_etag(value: bytes, token: bytes) -> bytes:
 def strip_variant(if_none_match: bytes, token: bytes) -> bytes:
     """Turn the ETags this filter made for variant ``token`` back into the app's own."""
     suffix = b"-cg" + token + b'"'
-    parts = []
+    parts: list[bytes] = []
     for tag in if_none_match.split(b","):
         tag = tag.strip()
         if tag.endswith(suffix):

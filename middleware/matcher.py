@@ -103,6 +103,9 @@ class ServiceIndex:
         for service in settings.services.values():
             sid = service.id
             for host in service.hosts:
+                # A script that names a service's own host loads from it (or writes a tag
+                # that does): it counts as that service's. "*.x" is named as ".x".
+                signatures.setdefault(host[1:].encode() if host[0] == "*" else host.encode(), set()).add(sid)
                 if host.startswith("*."):
                     wild.setdefault(host[2:], set()).add(sid)
                 else:
@@ -115,7 +118,8 @@ class ServiceIndex:
                     glob = re.compile(fnmatch.translate(path).replace(r"\Z", ""))
                 paths.setdefault(host, []).append(_PathRule(path, glob, (sid,)))
                 on_host.setdefault(host, set()).add(sid)
-                signatures.setdefault(pattern.encode(), set()).add(sid)
+                if glob is None:
+                    signatures.setdefault(pattern.encode(), set()).add(sid)
             for signature in service.signatures:
                 signatures.setdefault(signature.encode(), set()).add(sid)
         self._exact = {h: tuple(sorted(s)) for h, s in exact.items()}

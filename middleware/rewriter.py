@@ -506,7 +506,7 @@ class HtmlRewriter:
             if lang:
                 code = lang.decode("latin-1").strip()[:2]
                 if code in self.blocker.settings.languages:
-                    self.language = code  # type: ignore[assignment]
+                    self.language = code
             return tag
         if name == b"plaintext":
             self._state = _PLAINTEXT
@@ -735,7 +735,7 @@ def _rebuild(
     end: int,
     attrs: list[_Attr],
     *,
-    activate: bool,
+    activate: bool = False,
     renames: bool = False,
 ) -> bytes:
     """Switch a hand-marked element on (``activate``) or rename its fetching attributes."""
