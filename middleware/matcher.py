@@ -105,7 +105,8 @@ class ServiceIndex:
             for host in service.hosts:
                 # A script that names a service's own host loads from it (or writes a tag
                 # that does): it counts as that service's. "*.x" is named as ".x".
-                signatures.setdefault(host[1:].encode() if host[0] == "*" else host.encode(), set()).add(sid)
+                named = host[1:] if host[0] == "*" else host
+                signatures.setdefault(named.encode(), set()).add(sid)
                 if host.startswith("*."):
                     wild.setdefault(host[2:], set()).add(sid)
                 else:
