@@ -35,9 +35,10 @@ MAX_TAG = 64 * 1024
 # Tags the rewriter stops at. Everything else is copied without a look. The lookahead needs
 # the character after the name, so a tag start at the end of a chunk waits for the next one.
 _INTERESTING = re.compile(
-    rb"<(?:(!--)|(script|img|link|iframe|source|style|noscript|head|body|html|textarea|title"
-    rb"|embed|object|video|audio|frame|xmp|noembed|noframes|plaintext)(?=[\t\n\f\r />]))"
+    rb"<(?:(s(?:cript|tyle|ource)|i(?:mg|frame)|link|h(?:ead|tml)|body|t(?:extarea|itle)"
+    rb"|embed|object|video|audio|frame|xmp|no(?:embed|frames)|plaintext)(?=[\t\n\f\r />]))"
 )
+# Comments are not searched for: a tag found is checked against the last "<!--" before it.
 # Longest prefix of an interesting tag start that can sit at the end of a chunk ("<plaintext").
 _HOLD = 11
 # From the end of a tag name to the end of the tag; quotes count only after "=". A value whose
@@ -122,6 +123,29 @@ class Plan:
     """Signatures of blocked services only: a script matching none of them may run."""
     consent_mode: bytes
     """The Google Consent Mode default script's JavaScript, or empty."""
+    tags: dict[tuple[bytes, str, str], _TagDecision] = field(default_factory=dict, compare=False)
+    """Decisions on start tags already seen (sites repeat their tags on every page)."""
+    scripts: dict[bytes, tuple[str, ...]] = field(default_factory=dict, compare=False)
+    """Blocked services found in inline script texts already seen."""
+
+
+#: Start tags and inline scripts up to these sizes have their decisions remembered.
+TAG_CACHE_MAX = 4096
+SCRIPT_CACHE_MAX = 16 * 1024
+#: Decisions remembered per plan, each cache.
+DECISIONS_PER_PLAN = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _TagDecision:
+    """The outcome of one start tag: output (``None`` = unchanged) and report entries."""
+
+    out: bytes | None
+    hold: bool
+    attrs: list[tuple[bytes, bytes | None, int, int, int]]
+    blocked: tuple[str, ...]
+    activated: tuple[str, ...]
+    unknown: tuple[str, ...]
 
 
 class Blocker:
@@ -264,6 +288,17 @@ def _placeholder_html(
 _Attr = tuple[bytes, bytes | None, int, int, int]
 
 
+def _comment_end(low: bytes, opened: int) -> int:
+    """Return where the comment starting at ``opened`` ends, or -1 if not in ``low``."""
+    after = opened + 4
+    if low[after : after + 1] == b">":
+        return after + 1
+    if low[after : after + 2] == b"->":
+        return after + 2
+    end = _COMMENT_END.search(low, after)
+    return -1 if end is None else end.end()
+
+
 def _attributes(low: bytes, start: int, end: int) -> list[_Attr]:
     attrs: list[_Attr] = []
     for m in _ATTR.finditer(low, start, end):
@@ -348,110 +383,106 @@ class HtmlRewriter:
         buf, low = self._buf, self._low
         n = len(buf)
         pos = 0
+        emit = 0  # bytes from here to pos are unchanged input, copied out in one slice
         out: list[bytes] = []
+        search = _INTERESTING.search
         while pos < n or (final and self._state == _SCRIPT_HELD):
             state = self._state
             if state == _DATA:
-                m = _INTERESTING.search(low, pos)
+                m = search(low, pos)
                 if m is None:
+                    opened = low.rfind(b"<!--", pos, n)
+                    if opened != -1:
+                        if opened + 6 > n and not final:
+                            pos = opened  # "<!-->" and "<!--->" need two more bytes to tell
+                            break
+                        if _comment_end(low, opened) == -1:
+                            pos = opened + 4
+                            self._state = _COMMENT
+                            continue
                     cut = n if final else low.rfind(b"<", max(pos, n - _HOLD), n)
-                    if cut == -1:
-                        cut = n
-                    out.append(buf[pos:cut])
-                    pos = cut
+                    pos = n if cut == -1 else cut
                     break
                 start = m.start()
-                if start > pos:
-                    out.append(buf[pos:start])
-                if m.group(1) is not None:
-                    out.append(buf[start : start + 4])
-                    pos = start + 4
-                    self._state = _COMMENT
-                    self._comment_fresh = True
-                    continue
-                name = m.group(2)
+                opened = low.rfind(b"<!--", pos, start)
+                if opened != -1:
+                    closed = _comment_end(low, opened)
+                    if closed == -1:
+                        pos = opened + 4  # the tag is inside a comment that goes on
+                        self._state = _COMMENT
+                        continue
+                    if closed > start:
+                        pos = closed  # the tag is inside a comment
+                        continue
+                name = m.group(1)
                 name_end = m.end()
                 tag = _TAG_END.match(low, name_end)
                 if tag is None:
                     if final:
-                        # The document ends inside a tag: a browser drops the whole tag.
-                        out.append(buf[start:])
-                        pos = n
+                        pos = n  # the document ends inside a tag: a browser drops it
                         break
                     if n - start > MAX_TAG and name in _URL_ATTRS:
+                        out.append(buf[emit:start])
                         out.append(self._oversize_tag(start, name_end, name))
                         self._state = _SKIP_TAG
                         self._skip_mode = 0
-                        pos = name_end
+                        pos = emit = name_end
                         continue
                     pos = start
                     break
                 end = tag.end()
                 pos = end
                 if end - start > MAX_TAG and name in _URL_ATTRS:
+                    out.append(buf[emit:start])
                     out.append(self._oversize_tag(start, name_end, name))
+                    emit = end
                     self._after_tag(name)
                     continue
-                out.append(self._start_tag(name, start, name_end, end))
+                if name in _URL_ATTRS:
+                    result = self._fetching(name, start, name_end, end)
+                else:
+                    result = self._start_tag(name, start, name_end, end)
+                if result is not None:
+                    out.append(buf[emit:start])
+                    out.append(result)
+                    emit = end
             elif state == _COMMENT:
-                if self._comment_fresh:
-                    # "<!-->" and "<!--->" are complete (empty) comments.
-                    if low[pos] == 0x3E:
-                        out.append(b">")
-                        pos += 1
-                        self._state = _DATA
-                        continue
-                    if low[pos] == 0x2D:
-                        if pos + 1 >= n and not final:
-                            break
-                        if low.startswith(b"->", pos):
-                            out.append(b"->")
-                            pos += 2
-                            self._state = _DATA
-                            continue
-                    self._comment_fresh = False
-                m = _COMMENT_END.search(low, pos)
-                if m is None:
-                    cut = n if final else max(pos, n - 3)
-                    out.append(buf[pos:cut])
-                    pos = cut
+                end_match = _COMMENT_END.search(low, pos)
+                if end_match is None:
+                    pos = n if final else max(pos, n - 3)
                     break
-                out.append(buf[pos : m.end()])
-                pos = m.end()
+                pos = end_match.end()
                 self._state = _DATA
             elif state == _SCRIPT_HELD:
+                # emit == pos: the start tag is held, its text follows.
                 found = self._find_end_tag(low, b"</script", pos, final)
-                body_start = pos
                 if found < 0 and not final:
                     cut = -found - 2
-                    if cut - body_start > self._limit:
+                    if cut - pos > self._limit:
                         out.append(self._held_oversize_tag())
-                        out.append(buf[body_start:cut])
                         pos = cut
                         self._state = _RAW
                         self._raw_end = b"</script"
                         continue
                     break
                 body_end = found if found >= 0 else n
-                out.append(self._decide_held(buf[body_start:body_end]))
+                out.append(self._decide_held(buf[pos:body_end]))
                 pos = body_end
                 self._state = _DATA
             elif state == _RAW:
                 found = self._find_end_tag(low, self._raw_end, pos, final)
                 if found >= 0:
-                    out.append(buf[pos:found])
                     pos = found
                     self._state = _DATA
                     continue
-                cut = n if final else max(pos, -found - 2)
-                out.append(buf[pos:cut])
-                pos = cut
+                pos = n if final else max(pos, -found - 2)
                 break
             elif state == _SKIP_TAG:
-                pos = self._skip_tag(low, pos, n)
+                pos = emit = self._skip_tag(low, pos, n)
             else:  # _PLAINTEXT: no end tag, ever
-                out.append(buf[pos:])
                 pos = n
+        if emit < pos:
+            out.append(buf[emit:pos])
         if pos:
             self._buf = buf[pos:]
             self._low = low[pos:]
@@ -486,35 +517,31 @@ class HtmlRewriter:
 
     # -- tags --------------------------------------------------------------------------------
 
-    def _start_tag(self, name: bytes, start: int, name_end: int, end: int) -> bytes:
-        buf, low = self._buf, self._low
-        if name in _URL_ATTRS:
-            return self._fetching_tag(name, start, name_end, end)
-        tag = buf[start:end]
+    def _start_tag(self, name: bytes, start: int, name_end: int, end: int) -> bytes | None:
+        """Handle a tag that fetches nothing; return its replacement or ``None``."""
         raw_end = _RAW_TEXT.get(name)
         if raw_end is not None:
             self._state = _RAW
             self._raw_end = raw_end
-            return tag
+            return None
         if name == b"head":
-            return self._inject(tag, after=True)
+            return self._inject(self._buf[start:end], after=True)
         if name == b"body":
-            return self._inject(tag, after=False)
+            return self._inject(self._buf[start:end], after=False)
         if name == b"html" and not self._lang_seen:
             self._lang_seen = True
-            lang = _attr(_attributes(low, name_end, end - 1), b"lang")
+            lang = _attr(_attributes(self._low, name_end, end - 1), b"lang")
             if lang:
                 code = lang.decode("latin-1").strip()[:2]
                 if code in self.blocker.settings.languages:
                     self.language = code
-            return tag
-        if name == b"plaintext":
+        elif name == b"plaintext":
             self._state = _PLAINTEXT
-        return tag
+        return None
 
-    def _inject(self, tag: bytes, *, after: bool) -> bytes:
+    def _inject(self, tag: bytes, *, after: bool) -> bytes | None:
         if self._head_done:
-            return tag
+            return None
         self._head_done = True
         self.report.injected = True
         head = self.blocker.head_html(self.plan, self.nonce)
@@ -530,6 +557,50 @@ class HtmlRewriter:
             self._raw_end = b"</iframe"
         else:
             self._state = _DATA
+
+    def _fetching(self, name: bytes, start: int, name_end: int, end: int) -> bytes | None:
+        """Handle a tag that can fetch something; return its replacement or ``None``."""
+        tag = self._buf[start:end]
+        key = (tag, self.host, self.language)
+        tags = self.plan.tags
+        decision = tags.get(key)
+        if decision is None:
+            decision = self._decide_tag(name, start, name_end, end, tag)
+            if len(tag) <= TAG_CACHE_MAX and len(tags) < DECISIONS_PER_PLAN:
+                tags[key] = decision
+        report = self.report
+        if decision.blocked:
+            report.count(report.blocked, decision.blocked)
+        if decision.activated:
+            report.count(report.activated, decision.activated)
+        if decision.unknown and len(report.unknown_hosts) < MAX_REPORTED_HOSTS:
+            report.unknown_hosts.update(decision.unknown)
+        if decision.hold:
+            self._state = _SCRIPT_HELD
+            self._held_tag = tag
+            self._held_attrs = decision.attrs
+            return b""
+        self._after_tag(name)
+        return decision.out
+
+    def _decide_tag(
+        self, name: bytes, start: int, name_end: int, end: int, tag: bytes
+    ) -> _TagDecision:
+        saved, self.report = self.report, RewriteReport()
+        try:
+            out = self._fetching_tag(name, start, name_end, end)
+            scratch = self.report
+        finally:
+            self.report = saved
+        hold = self._state == _SCRIPT_HELD
+        return _TagDecision(
+            out=None if hold or out == tag else out,
+            hold=hold,
+            attrs=self._held_attrs if hold else [],
+            blocked=tuple(sid for sid, k in scratch.blocked.items() for _ in range(k)),
+            activated=tuple(sid for sid, k in scratch.activated.items() for _ in range(k)),
+            unknown=tuple(sorted(scratch.unknown_hosts)),
+        )
 
     def _fetching_tag(self, name: bytes, start: int, name_end: int, end: int) -> bytes:
         attrs = _attributes(self._low, name_end, end - 1)
@@ -604,20 +675,27 @@ class HtmlRewriter:
         return b""
 
     def _decide_held(self, body: bytes) -> bytes:
+        """Decide about a held inline script now that its text is complete; return its tag."""
         tag, attrs = self._held_tag, self._held_attrs
         if len(body) > self._limit:
-            return self._held_oversize_tag() + body
-        found: set[str] = set()
-        for signature, ids in self.plan.signatures:
-            if signature in body:
-                found.update(ids)
+            return self._held_oversize_tag()
+        scripts = self.plan.scripts
+        found = scripts.get(body)
+        if found is None:
+            hits: set[str] = set()
+            for signature, ids in self.plan.signatures:
+                if signature in body:
+                    hits.update(ids)
+            found = tuple(sorted(hits))
+            if len(body) <= SCRIPT_CACHE_MAX and len(scripts) < DECISIONS_PER_PLAN:
+                scripts[body] = found
         if found:
-            return self._rebuild_blocked(tag, b"script", 7, len(tag), attrs, sorted(found)) + body
+            return self._rebuild_blocked(tag, b"script", 7, len(tag), attrs, list(found))
         manual = _attr(attrs, _SERVICE_ATTR)
         if manual is not None:
             self.report.count(self.report.activated, manual.decode("latin-1").split())
-            return _rebuild(tag, b"script", 7, len(tag), attrs, activate=True) + body
-        return tag + body
+            return _rebuild(tag, b"script", 7, len(tag), attrs, activate=True)
+        return tag
 
     def _held_oversize_tag(self) -> bytes:
         """Neutralize an inline script too long to inspect (fail closed)."""
