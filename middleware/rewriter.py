@@ -37,6 +37,8 @@ MAX_TAG = 64 * 1024
 _INTERESTING = re.compile(
     rb"<(?:(s(?:cript|tyle|ource)|i(?:mg|frame)|link|h(?:ead|tml)|body|t(?:extarea|itle)"
     rb"|embed|object|video|audio|frame|xmp|no(?:embed|frames)|plaintext)(?=[\t\n\f\r />]))"
+    # The rest of the tag, if it is complete: see _TAG_END.
+    rb"""((?:[^>=]++|=[\t\n\f\r ]*+(?:"[^"]*+"|'[^']*+'|(?!["'])))*+>)?"""
 )
 # Comments are not searched for: a tag found is checked against the last "<!--" before it.
 # Longest prefix of an interesting tag start that can sit at the end of a chunk ("<plaintext").
@@ -415,9 +417,8 @@ class HtmlRewriter:
                         pos = closed  # the tag is inside a comment
                         continue
                 name = m.group(1)
-                name_end = m.end()
-                tag = _TAG_END.match(low, name_end)
-                if tag is None:
+                name_end = m.end(1)
+                if m.end(2) == -1:
                     if final:
                         pos = n  # the document ends inside a tag: a browser drops it
                         break
@@ -430,7 +431,7 @@ class HtmlRewriter:
                         continue
                     pos = start
                     break
-                end = tag.end()
+                end = m.end()
                 pos = end
                 if end - start > MAX_TAG and name in _URL_ATTRS:
                     out.append(buf[emit:start])
