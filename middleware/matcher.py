@@ -131,6 +131,10 @@ class ServiceIndex:
         self.signatures: tuple[tuple[bytes, tuple[str, ...]], ...] = tuple(
             (sig, tuple(sorted(ids))) for sig, ids in signatures.items()
         )
+        # Script URLs are compared lower-case: a self-hosted "/js/emos3.js" is econda's.
+        self.url_signatures = tuple(
+            (sig.lower(), ids) for sig, ids in self.signatures if len(sig) >= 5
+        )
         self.categories = {s.id: s.category for s in settings.services.values()}
         self._hosts_with_rules = frozenset(self._exact) | frozenset(self._paths)
 

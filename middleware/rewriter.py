@@ -655,9 +655,19 @@ class HtmlRewriter:
             urls = _srcset_urls(value) if attr_name in _SRCSET else [value]
             for raw in urls:
                 url = parse_url(raw.decode("latin-1"), self.host)
-                if url is None or (url.relative and not self._relative_matters):
+                if url is None:
                     continue
-                ids = self._index.services_for_url(url, origin_only=origin_only)
+                if url.relative and not self._relative_matters:
+                    ids: tuple[str, ...] = ()
+                else:
+                    ids = self._index.services_for_url(url, origin_only=origin_only)
+                if not ids and name == b"script":
+                    ids = tuple(
+                        sid
+                        for sig, sids in self._index.url_signatures
+                        if sig in raw
+                        for sid in sids
+                    )
                 if ids:
                     found.update(ids)
                 elif (

@@ -268,3 +268,37 @@ def test_econda_page_name_cannot_break_out_of_its_script() -> None:
     )
     assert "</script><x>" not in html
     assert "\\u003c/script\\u003e\\u003cx\\u003e" in html
+
+
+TRACKER_NEEDLES = [
+    "googletagmanager.com",
+    "code.etracker.com",
+    "connect.facebook.net",
+    "facebook.com/tr",
+    "statistik.stadtwerke-musterstadt.de",
+    "emos3",
+    "youtube",
+    "google.com/maps",
+    "fbq(",
+    "_paq",
+    "gtm.start",
+]
+
+
+@pytest.mark.parametrize("path", PAGES)
+async def test_no_tracker_is_live_before_a_decision(client: httpx.AsyncClient, path: str) -> None:
+    from tests.middleware.helpers import leaks
+
+    html = (await client.get(path)).content
+    assert leaks(html, TRACKER_NEEDLES) == []
+
+
+async def test_everything_is_live_after_accepting_all(client: httpx.AsyncClient) -> None:
+    from tests.middleware.helpers import leaks
+
+    await client.post("/_consent/decision", json={"accept": "all"})
+    home = (await client.get("/")).content
+    live = leaks(home, TRACKER_NEEDLES)
+    for needle in ("googletagmanager.com", "code.etracker.com", "youtube", "fbq(", "_paq"):
+        assert any(needle in item for item in live), needle
+    assert b"data-consentgate-service" not in home
