@@ -12,10 +12,24 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from consentgate.config import Language, Settings
 from consentgate.consent import ConsentState, CookieCodec, Store, open_store
 from consentgate.middleware.audit import TrackerAudit
-from consentgate.middleware.endpoints import ConsentEndpoints, accept_language
+from consentgate.middleware.endpoints import ConsentEndpoints
 from consentgate.middleware.htmlfilter import Gate, ResponseFilter, strip_variant
 from consentgate.widgets import BannerAssets
 
+#: Request headers the middleware reads.
+_WANTED = frozenset(
+    (
+        b"cookie",
+        b"host",
+        b"dnt",
+        b"sec-gpc",
+        b"accept-encoding",
+        b"if-none-match",
+        b"accept-language",
+    )
+)
+#: Parsed Cookie headers remembered (a visitor sends the same header on every request).
+JAR_CACHE_SIZE = 4096
 # Content codings the HTML filter can decode; others are removed from Accept-Encoding.
 _DECODABLE = frozenset((b"gzip", b"x-gzip", b"deflate", b"identity", b"*"))
 
@@ -65,6 +79,7 @@ class ConsentMiddleware:
         self._cookie_name = settings.cookie.name
         self._languages = settings.languages
         self._objections = bool(self.gate.signals.dnt or self.gate.signals.gpc)
+        self._jars: dict[bytes, tuple[str | None, tuple[str, ...]]] = {}
 
     def __repr__(self) -> str:
         return f"ConsentMiddleware(app={self.app!r}, settings={self.settings!r})"
@@ -81,6 +96,8 @@ class ConsentMiddleware:
         dnt = gpc = False
         accept_encoding = if_none_match = languages = None
         for name, value in scope["headers"]:
+            if name not in _WANTED:
+                continue
             if name == b"cookie":
                 cookies.append(value)
             elif name == b"host":
@@ -93,10 +110,14 @@ class ConsentMiddleware:
                 accept_encoding = value
             elif name == b"if-none-match":
                 if_none_match = value
-            elif name == b"accept-language":
+            else:
                 languages = value
-        jar = cookie_parser(b"; ".join(cookies).decode("latin-1")) if cookies else {}
-        state = self.codec.decode(jar.get(self._cookie_name)) if jar else self.codec.undecided
+        if cookies:
+            consent_cookie, cookie_names = self._jar(cookies)
+            state = self.codec.decode(consent_cookie)
+        else:
+            cookie_names = ()
+            state = self.codec.undecided
         if (dnt or gpc) and self._objections:
             objected = self.gate.signals.objected(dnt, gpc)
             if objected:
@@ -109,32 +130,28 @@ class ConsentMiddleware:
         if kind != "http" or not self._blocking or scope["method"] == "HEAD":
             await self.app(scope, receive, send)
             return
-        language = self._language(languages)
         if accept_encoding is not None or if_none_match is not None:
+            language = self.gate.language(languages)
             scope = self._request_headers(scope, state, language, accept_encoding, if_none_match)
         extensions = scope.get("extensions")
         if extensions and "http.response.pathsend" in extensions:
             # A file sent by path would bypass the rewrite; make the app send its bytes.
             scope = {**scope, "extensions": {**extensions}}
             del scope["extensions"]["http.response.pathsend"]
-        host_name = host.decode("latin-1").rsplit(":", 1)[0] if host else ""
-        filter_ = ResponseFilter(
-            self.gate,
-            send,
-            state=state,
-            host=host_name,
-            path=path,
-            language=language,
-            cookie_names=list(jar),
-        )
+        filter_ = ResponseFilter(self.gate, send, state, host, path, languages, cookie_names)
         await self.app(scope, receive, filter_.send)
 
-    def _language(self, header: bytes | None) -> Language:
-        if header is not None:
-            for tag in accept_language(header.decode("latin-1")):
-                if tag in self._languages:
-                    return tag
-        return self.settings.default_language
+    def _jar(self, headers: list[bytes]) -> tuple[str | None, tuple[str, ...]]:
+        """Return the consent cookie's value and every cookie name (cached per header)."""
+        raw = headers[0] if len(headers) == 1 else b"; ".join(headers)
+        parsed = self._jars.get(raw)
+        if parsed is None:
+            jar = cookie_parser(raw.decode("latin-1"))
+            parsed = (jar.get(self._cookie_name), tuple(jar))
+            if len(self._jars) >= JAR_CACHE_SIZE:
+                self._jars.clear()
+            self._jars[raw] = parsed
+        return parsed
 
     def _request_headers(
         self,

@@ -19,6 +19,7 @@ from starlette.types import Message, Send
 from consentgate.config import Language, Settings
 from consentgate.consent import ConsentState
 from consentgate.middleware.audit import TrackerAudit
+from consentgate.middleware.endpoints import accept_language
 from consentgate.middleware.policy import CookiePolicy, CSPBuilder, Signals
 from consentgate.middleware.rewriter import Blocker, HtmlRewriter, RewriteReport
 
@@ -95,6 +96,14 @@ class Gate:
                 self._tokens[key] = token
         return token
 
+    def language(self, header: bytes | None) -> Language:
+        """Return the page language the ``Accept-Language`` header asks for."""
+        if header is not None:
+            for tag in accept_language(header.decode("latin-1")):
+                if tag in self.settings.languages:
+                    return tag
+        return self.settings.default_language
+
     def warn_once(self, key: bytes, message: str, *args: object) -> None:
         if key not in self._warned:
             self._warned.add(key)
@@ -102,34 +111,60 @@ class Gate:
 
 
 class ResponseFilter:
-    """Wraps ``send`` for one HTTP request."""
+    """Wraps ``send`` for one HTTP request; cheap until a response turns out to matter."""
+
+    __slots__ = (
+        "_decoder",
+        "_encoder",
+        "_encoding",
+        "_languages",
+        "_nonce",
+        "_raw_host",
+        "_rewriter",
+        "_send",
+        "_start",
+        "allowed",
+        "cookie_names",
+        "gate",
+        "host",
+        "language",
+        "mode",
+        "path",
+        "state",
+    )
 
     def __init__(
         self,
         gate: Gate,
         send: Send,
-        *,
         state: ConsentState,
-        host: str,
+        raw_host: bytes,
         path: str,
-        language: Language,
-        cookie_names: list[str],
+        languages: bytes | None,
+        cookie_names: tuple[str, ...],
     ) -> None:
         self.gate = gate
         self._send = send
         self.state = state
-        self.allowed = state.allowed & gate.optional
-        self.host = host
+        self._raw_host = raw_host
         self.path = path
-        self.language = language
+        self._languages = languages
         self.cookie_names = cookie_names
         self.mode = _PASS
-        self._start: Message | None = None
-        self._rewriter: HtmlRewriter | None = None
-        self._decoder: Any = None
-        self._encoder: Any = None
+
+    def _prepare(self) -> None:
+        """Work out what only a page (or a Set-Cookie) needs: allowed set, host, language."""
+        gate = self.gate
+        self.allowed = self.state.allowed & gate.optional
+        raw = self._raw_host.decode("latin-1")
+        self.host = raw.rsplit(":", 1)[0] if not raw.endswith("]") else raw
+        self.language = gate.language(self._languages)
+        self._start = None
+        self._rewriter = None
+        self._decoder = None
+        self._encoder = None
         self._encoding = b""
-        self._nonce: str | None = None
+        self._nonce = None
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
@@ -145,6 +180,19 @@ class ResponseFilter:
     async def _on_start(self, message: Message) -> None:
         gate = self.gate
         headers: list[tuple[bytes, bytes]] = message.get("headers", [])
+        # The common case first: not a page and no cookies, nothing to do.
+        relevant = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname == b"set-cookie" or (
+                lname == b"content-type" and value[:21].lower().startswith(_HTML_TYPES)
+            ):
+                relevant = True
+                break
+        if not relevant:
+            await self._send(message)
+            return
+        self._prepare()
         html = False
         changed = False
         kept: list[tuple[bytes, bytes]] = []
