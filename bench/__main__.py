@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from bench import request_path
+from bench import e2e, request_path, rewrite
 
 
 def main() -> None:
     """Run the benchmarks and print their tables."""
     request_path.main()
+    rewrite.main()
+    e2e.main()
 
 
 if __name__ == "__main__":
