@@ -44,6 +44,9 @@ class RewriteCache:
         self.hits = 0
         self.misses = 0
         self._entries: OrderedDict[tuple[Any, ...], tuple[bytes, RewriteReport]] = OrderedDict()
+        # Hashes of bodies seen once: a body is only kept when it comes again, so pages that
+        # differ on every request (a CSRF token, a timestamp) do not churn the cache.
+        self._seen: set[int] = set()
 
     def get(self, key: tuple[Any, ...]) -> tuple[bytes, RewriteReport] | None:
         entry = self._entries.get(key)
@@ -57,6 +60,12 @@ class RewriteCache:
     def put(self, key: tuple[Any, ...], body: bytes, out: bytes, report: RewriteReport) -> None:
         cost = len(body) + len(out) + 200
         if cost > self.max_bytes:
+            return
+        digest = hash(key)
+        if digest not in self._seen:
+            if len(self._seen) >= 65536:
+                self._seen.clear()
+            self._seen.add(digest)
             return
         self._entries[key] = (out, report)
         self.size += cost
