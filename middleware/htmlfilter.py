@@ -142,6 +142,16 @@ class ResponseFilter:
         "state",
     )
 
+    allowed: frozenset[str]
+    host: str
+    language: Language
+    _start: Message | None
+    _rewriter: HtmlRewriter | None
+    _decoder: Any
+    _encoder: Any
+    _encoding: bytes
+    _nonce: str | None
+
     def __init__(
         self,
         gate: Gate,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from functools import lru_cache
 
 from consentgate.config import Settings
@@ -35,7 +36,9 @@ class CookiePolicy:
             return None
         return owner
 
-    def expiring(self, cookie_names: list[str], allowed: frozenset[str], host: str) -> list[str]:
+    def expiring(
+        self, cookie_names: Sequence[str], allowed: frozenset[str], host: str
+    ) -> list[str]:
         """Return ``Set-Cookie`` values deleting the cookies of services not ``allowed``.
 
         A cookie can only be deleted with the ``Domain`` it was set with, so each name is
