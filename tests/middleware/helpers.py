@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import MutableMapping
 from typing import Any
 
 import html5lib
@@ -23,6 +24,23 @@ _JS = {
 }
 _FETCH_ATTRS = ("src", "href", "srcset", "imagesrcset", "data", "poster")
 _NON_FETCHING = {"alternate", "canonical", "me", "author", "license", "next", "prev"}
+
+
+Message = MutableMapping[str, Any]
+
+
+async def call(app: Any, scope: dict[str, Any], body: bytes = b"") -> list[Message]:
+    """Call an ASGI app with one request body; return every message it sent, unjoined."""
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
 
 
 def make_settings(**overrides: Any) -> Settings:

@@ -11,6 +11,8 @@ from consentgate.consent import ConsentState, new_consent_id
 from consentgate.consent.sqlite import SQLiteStore
 from consentgate.middleware import ConsentMiddleware
 
+from .helpers import call
+
 Message = dict[str, Any]
 
 
@@ -25,19 +27,6 @@ class Recorder:
         if scope["type"] == "http":
             await send({"type": "http.response.start", "status": 204, "headers": []})
             await send({"type": "http.response.body", "body": b""})
-
-
-async def call(app: Any, scope: dict[str, Any]) -> list[Message]:
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    return sent
 
 
 def http_scope(path: str = "/", cookie: str | None = None) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import tracemalloc
 import zlib
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,8 @@ from consentgate.consent.sqlite import SQLiteStore
 from consentgate.middleware import ConsentMiddleware
 from consentgate.widgets import BannerAssets
 
-from .helpers import HOST, leaks, make_settings
+from .helpers import HOST, Message, call, leaks, make_settings
 
-Message = MutableMapping[str, Any]
 PAGE = (
     b'<!DOCTYPE html><html lang="de"><head><title>t</title>'
     b'<script async src="https://www.googletagmanager.com/gtm.js?id=GTM-1"></script>'
@@ -76,19 +75,6 @@ def http_scope(
         "headers": [(b"host", HOST.encode()), *(headers or [])],
         "client": ("203.0.113.9", 50000),
     }
-
-
-async def call(app: Any, scope: dict[str, Any]) -> list[Message]:
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    return sent
 
 
 def body_of(sent: list[Message]) -> bytes:
@@ -244,15 +230,7 @@ async def test_withdrawal_expires_the_withdrawn_services_cookies(ledger: SQLiteS
             (b"origin", f"https://{HOST}".encode()),
         ],
     )
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b'{"accept": "none"}', "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await mw(scope, receive, send)
+    sent = await call(mw, scope, b'{"accept": "none"}')
     assert sent[0]["status"] == 200
     assert any(v.startswith(b"_pk_ses.1.ab=; Max-Age=0") for v in header(sent, b"set-cookie"))
 
