@@ -17,6 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from consentgate.config import Settings, preset_ids
+from example_site.pages import (  # the example site's real vendor snippets
+    ECONDA_HEAD,
+    GOOGLE_MAPS_EMBED,
+    GTM_BODY,
+    GTM_HEAD,
+    MATOMO,
+    META_PIXEL,
+)
 
 #: Size the page body is filled up to (bytes of UTF-8).
 TARGET_BYTES = 80_000
@@ -33,18 +41,6 @@ RESOURCE_HINTS = """<link rel="preconnect" href="https://www.googletagmanager.co
 <link rel="preconnect" href="https://code.etracker.com">
 <link rel="dns-prefetch" href="//code.etracker.com">"""
 
-GTM_HEAD = """<!-- Google Tag Manager -->
-<script>(function(w,d,s,l,i){w[l]=w[l]||[];w[l].push({'gtm.start':
-new Date().getTime(),event:'gtm.js'});var f=d.getElementsByTagName(s)[0],
-j=d.createElement(s),dl=l!='dataLayer'?'&l='+l:'';j.async=true;j.src=
-'https://www.googletagmanager.com/gtm.js?id='+i+dl;f.parentNode.insertBefore(j,f);
-})(window,document,'script','dataLayer','GTM-ABC1234');</script>
-<!-- End Google Tag Manager -->"""
-
-GTM_BODY = """<!-- Google Tag Manager (noscript) -->
-<noscript><iframe src="https://www.googletagmanager.com/ns.html?id=GTM-ABC1234"
-height="0" width="0" style="display:none;visibility:hidden"></iframe></noscript>
-<!-- End Google Tag Manager (noscript) -->"""
 
 GOOGLE_ADS = """<!-- Google tag (gtag.js) -->
 <script async src="https://www.googletagmanager.com/gtag/js?id=AW-123456789"></script>
@@ -65,52 +61,6 @@ ETRACKER = """<!-- etracker code 6.0 -->
 data-secure-code="abc" src="//code.etracker.com/code/e.js" async></script>
 <!-- etracker code 6.0 end -->"""
 
-META_PIXEL = """<!-- Meta Pixel Code -->
-<script>
-!function(f,b,e,v,n,t,s)
-{if(f.fbq)return;n=f.fbq=function(){n.callMethod?
-n.callMethod.apply(n,arguments):n.queue.push(arguments)};
-if(!f._fbq)f._fbq=n;n.push=n;n.loaded=!0;n.version='2.0';
-n.queue=[];t=b.createElement(e);t.async=!0;
-t.src=v;s=b.getElementsByTagName(e)[0];
-s.parentNode.insertBefore(t,s)}(window, document,'script',
-'https://connect.facebook.net/en_US/fbevents.js');
-fbq('init', '1234567890');
-fbq('track', 'PageView');
-</script>
-<noscript><img height="1" width="1" style="display:none"
-src="https://www.facebook.com/tr?id=1234567890&ev=PageView&noscript=1"
-/></noscript>
-<!-- End Meta Pixel Code -->"""
-
-MATOMO = f"""<!-- Matomo -->
-<script>
-  var _paq = window._paq = window._paq || [];
-  /* tracker methods like "setCustomDimension" should be called before "trackPageView" */
-  _paq.push(['trackPageView']);
-  _paq.push(['enableLinkTracking']);
-  (function() {{
-    var u="{MATOMO_URL}";
-    _paq.push(['setTrackerUrl', u+'matomo.php']);
-    _paq.push(['setSiteId', '1']);
-    var d=document, g=d.createElement('script'), s=d.getElementsByTagName('script')[0];
-    g.async=true; g.src=u+'matomo.js'; s.parentNode.insertBefore(g,s);
-  }})();
-</script>
-<noscript><p><img src="{MATOMO_URL}matomo.php?idsite=1&amp;rec=1" style="border:0;" alt="" \
-/></p></noscript>
-<!-- End Matomo Code -->"""
-
-ECONDA_HEAD = """<!-- econda Analytics -->
-<script type="text/javascript">
-  window.emos3 = {
-    defaults : {
-      siteid : 'stadtwerke-musterstadt.de'
-    },
-    stored : [],
-    send : function(p){this.stored.push(p);}
-  };
-</script>"""
 
 ECONDA_BODY = """<script type="text/javascript" src="/js/emos3.js" async="async"></script>
 <script type="text/javascript">
@@ -126,11 +76,6 @@ title="So funktioniert unser Ökostrom" frameborder="0" allow="accelerometer; au
 clipboard-write; encrypted-media; gyroscope; picture-in-picture; web-share" \
 referrerpolicy="strict-origin-when-cross-origin" allowfullscreen></iframe>"""
 
-GOOGLE_MAPS = """<iframe
-  src="https://www.google.com/maps/embed?pb=!1m18!1m12!1m3!1d2479.5123456789012!2d10.4515!3d51.1657!2m3!1f0!2f0!3f0!3m2!1i1024!2i768!4f13.1!3m3!1m2!1s0x0%3A0x0!2zNTHCsDA5JzU2LjUiTiAxMMKwMjcnMDUuNCJF!5e0!3m2!1sde!2sde!4v1718000000000!5m2!1sde!2sde"
-  width="600" height="450" style="border:0;" allowfullscreen="" loading="lazy"
-  referrerpolicy="no-referrer-when-downgrade"
-  title="Lageplan: Kundencenter der Stadtwerke Musterstadt, Am Marktplatz 5"></iframe>"""
 
 # --- First-party parts ---------------------------------------------------------------------------
 CRITICAL_CSS = """<style>
@@ -525,7 +470,7 @@ document.documentElement.className.replace("no-js", "js");</script>
         _teasers(rng),
         _faq(rng),
         '<section class="kundencenter"><h2>Besuchen Sie uns</h2>'
-        + GOOGLE_MAPS
+        + GOOGLE_MAPS_EMBED
         + "<address>Kundencenter<br>Am Marktplatz 5<br>12345 Musterstadt<br>"
         '<a href="tel:+4912345670">01234 567-0</a></address></section>',
     ]
