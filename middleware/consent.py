@@ -182,9 +182,8 @@ class ConsentMiddleware:
         return {**scope, "headers": headers}
 
     def read_state(self, scope: Scope) -> ConsentState:
-        """Return the consent state the request's cookie proves."""
-        cookie_headers = [value for name, value in scope["headers"] if name == b"cookie"]
-        if not cookie_headers:
+        """Return the consent state the request's cookie proves (signals not applied)."""
+        cookies = [value for name, value in scope["headers"] if name == b"cookie"]
+        if not cookies:
             return self.codec.undecided
-        cookies = cookie_parser(b"; ".join(cookie_headers).decode("latin-1"))
-        return self.codec.decode(cookies.get(self._cookie_name))
+        return self.codec.decode(self._jar(cookies)[0])

@@ -11,7 +11,6 @@ import logging
 import re
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 from starlette.types import Message, Send
@@ -412,6 +411,3 @@ def strip_variant(if_none_match: bytes, token: bytes) -> bytes:
         elif b"-cg" not in tag:
             parts.append(tag)
     return b", ".join(parts)
-
-
-SendWrapper = Callable[[Message], Any]

@@ -161,6 +161,7 @@ class Blocker:
         self.optional = settings.optional_service_ids
         self.necessary = settings.necessary_service_ids
         self.assets_html = assets_html
+        self.injects_assets = bool(assets_html) and settings.blocking.inject_assets
         self.external_media = frozenset(
             s.id for s in settings.services.values() if s.category == "external_media"
         )
@@ -365,7 +366,7 @@ class HtmlRewriter:
         self._skip_mode = 0
         self._skip_name = b""
         self._comment_fresh = False
-        self._head_done = not (blocker.head_html(plan, None) or plan.consent_mode)
+        self._head_done = not (plan.consent_mode or blocker.injects_assets)
         self._lang_seen = False
 
     def feed(self, data: bytes) -> bytes:
