@@ -266,6 +266,23 @@ class BannerTexts(_Model):
     """Link text to the provider's privacy policy in a placeholder; ``{provider}`` is filled in."""
     placeholder_notice: NonEmpty
     """Placeholder notice for services without their own; ``{service}``/``{provider}``."""
+    signal_notice: NonEmpty
+    """Shown when ``DNT``/``Sec-GPC`` keep services off; ``{signals}``/``{services}``."""
+    provider: NonEmpty
+    purpose: NonEmpty
+    cookies: NonEmpty
+    transfer: NonEmpty
+    """The label of the third countries a service sends data to."""
+    days: NonEmpty
+    """A cookie lifetime; ``{n}`` is the number of days."""
+    session: NonEmpty
+    """The lifetime of a cookie that ends with the browser session."""
+    services: NonEmpty
+    """The summary that opens a category's service details; ``{n}`` is their number."""
+    saved: NonEmpty
+    """Announced to screen readers after a decision was stored."""
+    error: NonEmpty
+    """Shown when a decision could not be stored."""
     categories: dict[Category, CategoryText]
 
     @model_validator(mode="after")

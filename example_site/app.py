@@ -105,6 +105,8 @@ def create_app(settings_path: str | None = None) -> Starlette:
         Route("/datenschutz", datenschutz),
         Route("/impressum", impressum),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+        # The self-hosted econda library lives at /js/emos3.js (a stand-in here).
+        Mount("/js", app=StaticFiles(directory=STATIC_DIR / "js"), name="js"),
     ]
     return Starlette(
         routes=routes,

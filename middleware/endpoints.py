@@ -27,7 +27,7 @@ from consentgate.consent import (
 )
 from consentgate.consent.record import format_time
 from consentgate.middleware.ipmask import mask_ip
-from consentgate.middleware.policy import CookiePolicy
+from consentgate.middleware.policy import CookiePolicy, Signals
 from consentgate.middleware.useragent import reduce_user_agent
 from consentgate.widgets import BannerAssets, Catalogue, build_catalogues
 
@@ -85,6 +85,7 @@ class ConsentEndpoints:
         self.clock = clock
         self.assets = assets if assets is not None else BannerAssets()
         self.cookie_policy = CookiePolicy(settings)
+        self.signals = Signals(settings)
         self.catalogues: dict[Language, Catalogue] = build_catalogues(settings)
         self._banners_stored: set[str] = set()
         self._routes: dict[str, tuple[str, Callable[[Request], Any]]] = {
@@ -112,11 +113,19 @@ class ConsentEndpoints:
         await response(scope, receive, send)
 
     def language(self, request: Request, wanted: str | None = None) -> Language:
-        """Pick the language: explicit choice, then ``?lang=``, then Accept-Language."""
+        """Pick the language: explicit choice, ``?lang=``, the page's, then Accept-Language.
+
+        The banner sends its page's ``<html lang>`` as ``?page_lang=``: a page in a language
+        other than the default gets a banner in that language; on a page in the default
+        language, a visitor whose browser asks for another offered language gets that one.
+        """
         offered = self.settings.languages
         for candidate in (wanted, request.query_params.get("lang")):
             if candidate in offered:
                 return candidate
+        page = request.query_params.get("page_lang", "").split("-", 1)[0].lower()
+        if page in offered and page != self.settings.default_language:
+            return page
         for tag in accept_language(request.headers.get("accept-language", "")):
             if tag in offered:
                 return tag
@@ -126,10 +135,21 @@ class ConsentEndpoints:
         """Return the visitor's state and the banner catalogue in their language."""
         state: ConsentState = request.scope["consentgate"]
         catalogue = self.catalogues[self.language(request)]
+        headers = request.headers
         body = {
             "decided": state.decided,
             "consent_id": state.consent_id,
             "granted": sorted(state.granted),
+            # What the browser's DNT / Sec-GPC headers keep off, so the banner can say so.
+            "objected": sorted(state.objected),
+            "signals": [
+                name
+                for name, header, services in (
+                    ("DNT", "dnt", self.signals.dnt),
+                    ("GPC", "sec-gpc", self.signals.gpc),
+                )
+                if services and headers.get(header) == "1"
+            ],
             "revision": self.settings.revision,
             "decided_at": state.decided_at.isoformat() if state.decided_at else None,
             "language": catalogue.language,
@@ -137,7 +157,8 @@ class ConsentEndpoints:
             "fingerprint": catalogue.fingerprint,
             "catalogue": catalogue.data,
         }
-        return JSONResponse(body, headers={**NO_STORE, "Vary": "Cookie, Accept-Language"})
+        vary = ", ".join(["Cookie", "Accept-Language", *(v.decode() for v in self.signals.vary)])
+        return JSONResponse(body, headers={**NO_STORE, "Vary": vary})
 
     async def decision(self, request: Request) -> Response:
         """Record a decision, set the consent cookie and return a receipt."""

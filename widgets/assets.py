@@ -54,7 +54,10 @@ class BannerAssets:
         return f"{prefix}/{name}?v={self.files[name].version}"
 
     def head_html(self, prefix: str) -> bytes:
-        """Return the tags that load the banner: the stylesheet, then the deferred script."""
+        """Return the tags that load the banner: the stylesheet, then the module script.
+
+        Module scripts are deferred: the banner never blocks the first paint.
+        """
         parts = []
         if "banner.css" in self.files:
             href = html.escape(self.url(prefix, "banner.css"))
@@ -62,7 +65,7 @@ class BannerAssets:
         if "banner.js" in self.files:
             src = html.escape(self.url(prefix, "banner.js"))
             parts.append(
-                f'<script src="{src}" defer data-consentgate="script"'
+                f'<script type="module" src="{src}" data-consentgate="script"'
                 f' data-consentgate-prefix="{html.escape(prefix)}"></script>'
             )
         return "".join(parts).encode()

@@ -70,6 +70,7 @@ def _service(service: Service, language: Language) -> dict[str, Any]:
         "purposes": [p.get(language) for p in service.purposes],
         "description": service.description.get(language),
         "legal_basis": service.legal_basis,
+        "consent_mode": list(service.consent_mode),
         "cookies": [
             {
                 "name": c.name,

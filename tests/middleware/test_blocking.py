@@ -293,7 +293,7 @@ async def test_banner_assets_are_injected_and_served(ledger: SQLiteStore, tmp_pa
     mw = middleware(html_app(), make_settings(), ledger, assets=assets)
     body = body_of(await call(mw, http_scope()))
     js = assets.files["banner.js"]
-    assert f'<script src="/_consent/banner.js?v={js.version}" defer'.encode() in body
+    assert f'<script type="module" src="/_consent/banner.js?v={js.version}"'.encode() in body
     assert body.index(b"banner.css") < body.index(b"banner.js") < body.index(b"googletagmanager")
     sent = await call(
         mw, http_scope(path="/_consent/banner.js", headers=[(b"accept-encoding", b"gzip")])

@@ -133,6 +133,46 @@ async def test_state_reports_decision_and_catalogue(
     ] == "de"
 
 
+@pytest.mark.parametrize(
+    ("query", "accept_language", "expected"),
+    [
+        pytest.param("page_lang=en", "de-DE", "en", id="english-page"),
+        pytest.param("page_lang=de", "en-GB,en;q=0.9", "en", id="german-page-english-visitor"),
+        pytest.param("page_lang=de-DE", "de", "de", id="german-page-german-visitor"),
+        pytest.param("page_lang=fr", "fr", "de", id="unoffered-falls-back-to-default"),
+        pytest.param("page_lang=en&lang=de", "en", "de", id="explicit-choice-wins"),
+    ],
+)
+async def test_banner_language_follows_page_then_visitor(
+    client: httpx.AsyncClient, query: str, accept_language: str, expected: str
+) -> None:
+    response = await client.get(
+        f"/_consent/state?{query}", headers={"accept-language": accept_language}
+    )
+    assert response.json()["language"] == expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "signals", "objected"),
+    [
+        pytest.param({}, [], [], id="none"),
+        pytest.param({"sec-gpc": "1"}, ["GPC"], ["facebook_pixel", "google_ads"], id="gpc"),
+        pytest.param({"dnt": "1"}, ["DNT"], ["etracker", "matomo"], id="dnt"),
+        pytest.param({"dnt": "0", "sec-gpc": "0"}, [], [], id="explicit-no"),
+    ],
+)
+async def test_state_says_which_browser_signals_keep_services_off(
+    client: httpx.AsyncClient, headers: dict[str, str], signals: list[str], objected: list[str]
+) -> None:
+    await decide(client, {"accept": "all"})
+    response = await client.get("/_consent/state", headers=headers)
+    state = response.json()
+    assert state["signals"] == signals
+    assert set(objected) <= set(state["objected"])
+    assert bool(state["objected"]) == bool(objected)
+    assert "Sec-GPC" in response.headers["vary"] and "DNT" in response.headers["vary"]
+
+
 async def test_fingerprint_of_a_changed_banner_is_refused(
     client: httpx.AsyncClient, store: SQLiteStore
 ) -> None:

@@ -1,0 +1,438 @@
+// consentgate banner: one ES module, no dependencies, no build step.
+// It asks the server for the visitor's state (GET state), shows the two-layer banner when
+// there is no valid decision, posts decisions (POST decision) and then brings blocked
+// elements to life in document order without a reload. Withdrawing consent reloads the
+// page so the server's blocking takes over again. All texts come from the server as JSON
+// and are set as text, never as markup.
+
+const D = document
+const W = window
+const api = (name) => new URL(name, import.meta.url).href
+const SERVICE = 'data-consentgate-service'
+const PREFIX = 'data-consentgate-'
+// Attributes the server renames to data-consentgate-<name> on blocked elements.
+const RENAMED = ['src', 'srcset', 'poster', 'data', 'href', 'imagesrcset', 'type']
+// A tracker that never answers must not hold back the scripts after it.
+const SCRIPT_WAIT_MS = 5000
+
+const S = {
+  state: null, // the body of GET state, updated after each decision
+  root: null, // the banner element, built on first show
+  opener: null, // the element that had focus when the banner opened
+  busy: false
+}
+
+// --- helpers -------------------------------------------------------------------------
+
+function h (tag, attrs, ...children) {
+  const el = D.createElement(tag)
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === true) el.setAttribute(k, '')
+    else if (v != null && v !== false) el.setAttribute(k, v)
+  }
+  el.append(...children.flat().filter((c) => c != null && c !== false))
+  return el
+}
+
+const texts = () => S.state.catalogue.texts
+const fill = (text, values) => text.replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m))
+const services = () => S.state.catalogue.services
+const optional = () => services().filter((s) => s.category !== 'necessary')
+const byId = (id) => services().find((s) => s.id === id)
+
+/** The optional services that may run now: granted and not objected to by DNT/GPC. */
+function allowed () {
+  const st = S.state
+  return new Set(st.granted.filter((id) => !st.objected.includes(id)))
+}
+
+function necessary () {
+  return new Set(services().filter((s) => s.category === 'necessary').map((s) => s.id))
+}
+
+function announce (text) {
+  let live = D.querySelector('[data-consentgate="status"]')
+  if (!live) {
+    live = h('div', { 'data-consentgate': 'status', role: 'status', class: 'cg-sr' })
+    D.body.append(live)
+  }
+  live.textContent = ''
+  setTimeout(() => { live.textContent = text }, 50)
+}
+
+// --- state and decisions ---------------------------------------------------------------
+
+async function fetchState () {
+  const lang = encodeURIComponent(D.documentElement.lang || '')
+  const res = await fetch(api('state?page_lang=' + lang), {
+    credentials: 'same-origin',
+    headers: { accept: 'application/json' }
+  })
+  if (!res.ok) throw new Error('consentgate: GET state answered ' + res.status)
+  S.state = await res.json()
+  return S.state
+}
+
+/** Post a decision; returns the receipt, or null when it was not stored. */
+async function decide (choice) {
+  if (S.busy) return null
+  S.busy = true
+  const before = allowed()
+  try {
+    const st = S.state
+    const res = await fetch(api('decision'), {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ ...choice, page: location.href, language: st.language, fingerprint: st.fingerprint })
+    })
+    if (res.status === 409) {
+      // The settings changed since the banner was built: show the new banner, record nothing.
+      await fetchState()
+      rebuild()
+      show(1)
+      return null
+    }
+    if (!res.ok) throw new Error('consentgate: POST decision answered ' + res.status)
+    const receipt = await res.json()
+    Object.assign(S.state, { decided: true, consent_id: receipt.consent_id, granted: receipt.granted })
+    consentModeUpdate()
+    const now = allowed()
+    if ([...before].some((id) => !now.has(id))) {
+      // Withdrawal: only the server can take back what already ran.
+      location.reload()
+      return receipt
+    }
+    hide()
+    announce(texts().saved)
+    await activate(D)
+    D.dispatchEvent(new CustomEvent('consentgate:change', {
+      detail: { action: receipt.action, granted: receipt.granted, allowed: [...now], receipt }
+    }))
+    return receipt
+  } catch (err) {
+    showError()
+    throw err
+  } finally {
+    S.busy = false
+  }
+}
+
+function showError () {
+  const box = S.root && S.root.querySelector('.cg-error')
+  if (box && !S.root.hidden) box.textContent = texts().error
+  else announce(texts().error)
+}
+
+// Google Consent Mode v2: the server injected the default; each decision sends an update.
+function consentModeUpdate () {
+  if (!Array.isArray(W.dataLayer)) return
+  const ok = allowed()
+  const update = { ad_storage: 'denied', analytics_storage: 'denied', ad_user_data: 'denied', ad_personalization: 'denied' }
+  for (const s of services()) {
+    for (const signal of s.consent_mode || []) {
+      if (update[signal] !== 'granted') update[signal] = ok.has(s.id) || s.category === 'necessary' ? 'granted' : 'denied'
+    }
+  }
+  // gtag() pushes its arguments object, not an array: Google's tags read it that way.
+  const gtag = function () { W.dataLayer.push(arguments) }
+  gtag('consent', 'update', update)
+  gtag('set', 'ads_data_redaction', update.ad_storage !== 'granted')
+}
+
+// --- bringing blocked elements to life ------------------------------------------------------
+
+function waitFor (script) {
+  return new Promise((resolve) => {
+    script.onload = script.onerror = resolve
+    setTimeout(resolve, SCRIPT_WAIT_MS)
+  })
+}
+
+function nocookie (url) {
+  // YouTube embeds load in the privacy-enhanced mode, as the privacy policy promises.
+  return url.replace(/^((?:https?:)?\/\/)(?:www\.)?youtube\.com\/embed\//i, '$1www.youtube-nocookie.com/embed/')
+}
+
+function restore (el) {
+  for (const name of RENAMED) {
+    const value = el.getAttribute(PREFIX + name)
+    if (value == null) continue
+    el.removeAttribute(PREFIX + name)
+    el.setAttribute(name, el.tagName === 'IFRAME' && name === 'src' ? nocookie(value) : value)
+  }
+  el.removeAttribute(SERVICE)
+  const ph = el.previousElementSibling
+  if (ph && ph.hasAttribute('data-consentgate-placeholder')) {
+    ph.remove()
+    el.hidden = false // the server hid the embed behind its placeholder
+  }
+  if (el.tagName === 'SOURCE' && el.parentElement && el.parentElement.load) el.parentElement.load()
+}
+
+function revive (old) {
+  // A script only runs when it is created anew; copy every attribute but ours.
+  const s = D.createElement('script')
+  for (const { name, value } of old.attributes) {
+    if (name === SERVICE || (name === 'type' && value.trim().toLowerCase() === 'text/plain')) continue
+    if (name.startsWith(PREFIX) && RENAMED.includes(name.slice(PREFIX.length))) {
+      s.setAttribute(name.slice(PREFIX.length), value)
+    } else s.setAttribute(name, value)
+  }
+  if (!s.hasAttribute('src')) s.text = old.text
+  else s.async = old.hasAttribute('async')
+  old.replaceWith(s)
+  return s
+}
+
+/** Activate every blocked element under ``scope`` whose services are all allowed now. */
+async function activate (scope, only) {
+  const ok = allowed()
+  const need = necessary()
+  const fits = (el) => el.getAttribute(SERVICE).split(/\s+/).every((id) => !id || ok.has(id) || need.has(id))
+  const els = only ? [only] : [...scope.querySelectorAll('[' + SERVICE + ']')].filter(
+    (el) => el.tagName !== 'INPUT' && !el.closest('[data-consentgate="banner"]') && fits(el)
+  )
+  // Scripts run in document order: an inline script waits for the external ones before it,
+  // the way the parser would have run them.
+  let pending = []
+  for (const el of els) {
+    if (el.tagName !== 'SCRIPT') { restore(el); continue }
+    const external = el.hasAttribute(PREFIX + 'src') || el.hasAttribute('src')
+    if (!external) { await Promise.all(pending); pending = [] }
+    const s = revive(el)
+    if (external && !s.async) pending.push(waitFor(s))
+  }
+  await Promise.all(pending)
+}
+
+// --- the banner -----------------------------------------------------------------------
+
+function lifetime (c) {
+  const t = texts()
+  return c.lifetime_days == null ? t.session : fill(t.days, { n: Math.round(c.lifetime_days * 10) / 10 })
+}
+
+function serviceDetails (s, checked) {
+  const t = texts()
+  const p = s.provider
+  const id = 'cg-s-' + s.id
+  const fixed = s.category === 'necessary'
+  const rows = [
+    [t.provider, p.name + ', ' + p.address + ' (' + p.country + ')'],
+    [t.purpose, s.purposes.length ? s.purposes.join('; ') : s.description]
+  ]
+  if (s.cookies.length) rows.push([t.cookies, s.cookies.map((c) => c.name + ' (' + lifetime(c) + ')').join(', ')])
+  if (s.data_transfer_countries.length) rows.push([t.transfer, s.data_transfer_countries.join(', ')])
+  return h('div', { class: 'cg-svc' },
+    h('div', { class: 'cg-row' },
+      h('input', { type: 'checkbox', id, [SERVICE]: s.id, checked: fixed || checked, disabled: fixed }),
+      h('label', { for: id }, s.name)
+    ),
+    s.description && s.purposes.length ? h('p', null, s.description) : null,
+    h('dl', null, rows.map(([k, v]) => [h('dt', null, k), h('dd', null, v)])),
+    h('p', null, h('a', { href: s.privacy_policy_url, target: '_blank', rel: 'noopener' },
+      fill(t.placeholder_privacy, { provider: p.name })))
+  )
+}
+
+function category (c) {
+  const t = texts()
+  const fixed = c.id === 'necessary'
+  const ok = S.state.decided ? new Set(S.state.granted) : new Set()
+  const list = c.services.map(byId)
+  const id = 'cg-c-' + c.id
+  return h('div', { class: 'cg-cat', role: 'group', 'aria-labelledby': id + '-l' },
+    h('div', { class: 'cg-row' },
+      h('input', { type: 'checkbox', id, 'data-consentgate-category': c.id, checked: fixed, disabled: fixed, 'aria-describedby': id + '-d' }),
+      h('label', { for: id, id: id + '-l' }, c.name, fixed ? h('span', { class: 'cg-on' }, ' (' + t.always_on + ')') : null)
+    ),
+    h('p', { id: id + '-d' }, c.description),
+    list.length
+      ? h('details', null, h('summary', null, fill(t.services, { n: list.length })), list.map((s) => serviceDetails(s, ok.has(s.id))))
+      : null
+  )
+}
+
+function signalNotice () {
+  const st = S.state
+  if (!st.signals.length || !st.objected.length) return null
+  return h('p', { class: 'cg-note' }, fill(texts().signal_notice, {
+    signals: st.signals.join(', '),
+    services: st.objected.map((id) => (byId(id) || { name: id }).name).join(', ')
+  }))
+}
+
+function build () {
+  const st = S.state
+  const c = st.catalogue
+  const t = c.texts
+  const abroad = optional().some((s) => s.data_transfer_countries.length)
+  const button = (action, label, extra) => h('button', { type: 'button', class: 'cg-btn', 'data-consentgate-action': action, ...extra }, label)
+  const root = h('section', {
+    'data-consentgate': 'banner',
+    role: 'dialog',
+    'aria-modal': 'false',
+    'aria-labelledby': 'cg-title',
+    'aria-describedby': 'cg-desc',
+    lang: c.language,
+    tabindex: '-1',
+    hidden: true
+  },
+  h('div', { class: 'cg-box' },
+    h('h2', { id: 'cg-title' }, t.title),
+    h('div', { id: 'cg-desc' },
+      h('p', null, t.body),
+      abroad ? h('p', null, t.third_country) : null,
+      signalNotice()
+    ),
+    h('p', { class: 'cg-links' },
+      h('a', { href: c.policy_url }, t.privacy_link), ' ',
+      h('a', { href: c.imprint_url }, t.imprint_link)
+    ),
+    h('div', { class: 'cg-l2', hidden: true },
+      c.categories.map(category),
+      st.decided && st.granted.length ? h('p', { class: 'cg-note' }, t.withdraw_notice) : null
+    ),
+    h('p', { class: 'cg-error', role: 'alert' }),
+    h('div', { class: 'cg-btns' },
+      button('accept-all', t.accept_all),
+      button('reject-all', t.reject_all),
+      button('settings', t.settings, { 'aria-expanded': 'false' }),
+      button('save', t.save, { hidden: true })
+    )
+  ))
+  root.addEventListener('change', onToggle)
+  root.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') { e.preventDefault(); hide() } // closing is no consent
+  })
+  for (const el of root.querySelectorAll('[data-consentgate-category]')) syncCategory(el.dataset.consentgateCategory, root)
+  return root
+}
+
+function rebuild () {
+  if (S.root) S.root.remove()
+  S.root = build()
+  D.body.prepend(S.root)
+}
+
+function syncCategory (cat, root) {
+  const box = root.querySelector('input[data-consentgate-category="' + cat + '"]')
+  if (!box || box.disabled) return
+  const toggles = [...root.querySelectorAll('input[' + SERVICE + ']')].filter((i) => byId(i.getAttribute(SERVICE)).category === cat)
+  const on = toggles.filter((i) => i.checked).length
+  box.checked = on > 0 && on === toggles.length
+  box.indeterminate = on > 0 && on < toggles.length
+}
+
+function onToggle (e) {
+  const el = e.target
+  const cat = el.getAttribute('data-consentgate-category')
+  if (cat) {
+    for (const i of S.root.querySelectorAll('input[' + SERVICE + ']')) {
+      if (!i.disabled && byId(i.getAttribute(SERVICE)).category === cat) i.checked = el.checked
+    }
+  } else if (el.hasAttribute(SERVICE)) {
+    syncCategory(byId(el.getAttribute(SERVICE)).category, S.root)
+  }
+}
+
+function layer (n) {
+  const r = S.root
+  r.querySelector('.cg-l2').hidden = n !== 2
+  r.querySelector('[data-consentgate-action="save"]').hidden = n !== 2
+  const settings = r.querySelector('[data-consentgate-action="settings"]')
+  settings.hidden = n === 2
+  settings.setAttribute('aria-expanded', String(n === 2))
+  r.classList.toggle('cg-open', n === 2)
+}
+
+function show (n) {
+  if (!S.root) rebuild()
+  if (S.root.hidden) S.opener = D.activeElement
+  S.root.querySelector('.cg-error').textContent = ''
+  S.root.hidden = false
+  layer(n)
+  if (n === 2) {
+    const first = S.root.querySelector('.cg-l2 input:not([disabled])')
+    ;(first || S.root).focus()
+  } else S.root.focus()
+}
+
+function hide () {
+  if (!S.root || S.root.hidden) return
+  S.root.hidden = true
+  const back = S.opener
+  S.opener = null
+  if (back && back !== D.body && back.isConnected) back.focus()
+}
+
+function chosen () {
+  const choice = {}
+  for (const i of S.root.querySelectorAll('input[' + SERVICE + ']')) {
+    if (!i.disabled) choice[i.getAttribute(SERVICE)] = i.checked
+  }
+  return choice
+}
+
+// --- placeholders and actions -------------------------------------------------------------
+
+async function loadOnce (button) {
+  const ph = button.closest('[data-consentgate-placeholder]')
+  const embed = ph && ph.nextElementSibling
+  if (!embed || !embed.hasAttribute(SERVICE)) return
+  restore(embed) // this one embed, now; nothing is recorded
+  embed.focus()
+}
+
+async function allowAlways (id) {
+  const choice = {}
+  for (const s of optional()) choice[s.id] = S.state.decided && S.state.granted.includes(s.id)
+  choice[id] = true
+  return decide({ services: choice })
+}
+
+async function onClick (e) {
+  const target = e.target instanceof Element ? e.target : null
+  if (!target) return
+  const opener = target.closest('[data-consentgate-open]')
+  if (opener) {
+    e.preventDefault()
+    await ready
+    show(2)
+    return
+  }
+  const button = target.closest('[data-consentgate-action]')
+  if (!button) return
+  const action = button.getAttribute('data-consentgate-action')
+  await ready
+  if (action === 'accept-all') await decide({ accept: 'all' })
+  else if (action === 'reject-all') await decide({ accept: 'none' })
+  else if (action === 'settings') show(2)
+  else if (action === 'save') await decide({ services: chosen() })
+  else if (action === 'load-once') await loadOnce(button)
+  else if (action === 'allow-always') await allowAlways(button.getAttribute('data-consentgate-for'))
+}
+
+// --- start ----------------------------------------------------------------------------------
+
+const ready = fetchState().then(async (st) => {
+  if (!st.decided) show(1)
+  await activate(D) // elements a cached page still holds back
+  return st
+})
+ready.catch((err) => console.error(err))
+
+D.addEventListener('click', (e) => { onClick(e).catch((err) => console.error(err)) })
+
+W.consentgate = {
+  ready,
+  get state () { return S.state },
+  allows: (id) => necessary().has(id) || allowed().has(id),
+  open: (n) => ready.then(() => show(n || 2)),
+  close: hide,
+  acceptAll: () => ready.then(() => decide({ accept: 'all' })),
+  rejectAll: () => ready.then(() => decide({ accept: 'none' })),
+  save: (choice) => ready.then(() => decide({ services: choice })),
+  allow: (id) => ready.then(() => allowAlways(id))
+}
