@@ -30,7 +30,7 @@ function h (tag, attrs, ...children) {
     if (v === true) el.setAttribute(k, '')
     else if (v != null && v !== false) el.setAttribute(k, v)
   }
-  el.append(...children.flat().filter((c) => c != null && c !== false))
+  el.append(...children.flat(9).filter((c) => c != null && c !== false))
   return el
 }
 
