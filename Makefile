@@ -8,6 +8,8 @@ PACKAGES := config consent middleware widgets
 # mypy checks the installed package (strict editable mode links it), module by module.
 MYPY_MODULES := $(foreach f,$(wildcard $(addsuffix /*.py,$(PACKAGES))),-m consentgate.$(subst /,.,$(patsubst %/__init__,%,$(basename $(f)))))
 SOURCES := $(wildcard $(addsuffix /*,$(PACKAGES)))
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+CHROMIUM_STAMP := $(VENV)/.chromium
 
 .PHONY: demo test lint typecheck unit wheel-check bench clean
 
@@ -17,6 +19,12 @@ $(STAMP): pyproject.toml $(SOURCES)
 	# strict editable mode: mypy sees the code, and data files resolve like in a wheel
 	$(BIN)/python -m pip install --quiet -e '.[test]' --config-settings editable_mode=strict
 	touch $(STAMP)
+
+$(CHROMIUM_STAMP): $(STAMP)
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+		|| { echo "chromium missing: run 'apt-get install chromium' as root" >&2; exit 1; }
+	touch $(CHROMIUM_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m uvicorn example_site.app:app --host 127.0.0.1 --port 8000 --no-access-log
@@ -29,10 +37,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy $(MYPY_MODULES)
 	$(BIN)/mypy tests example_site bench
 
-unit: $(STAMP)
+unit: $(STAMP) $(CHROMIUM_STAMP)
 	$(BIN)/python -m pytest
 
-test: lint typecheck unit
+test: $(CHROMIUM_STAMP) lint typecheck unit
 
 wheel-check: $(STAMP)
 	bash .ci/wheel-check

@@ -474,9 +474,16 @@ stufenlosen Eingang finden Sie in der Kirchgasse.</p>
     )
 
 
+def _youtube(video_id: str, title: str) -> str:
+    """Return a YouTube embed in privacy-enhanced mode, like ``YOUTUBE_EMBED``."""
+    return YOUTUBE_EMBED.replace("MusterVideo", video_id).replace(
+        "So funktioniert unser Ökostrom", escape(title)
+    )
+
+
 def ueber_uns() -> str:
     """Return the about-us page."""
-    main = """<h1>Über uns</h1>
+    main = f"""<h1>Über uns</h1>
 <p class="lead">Die Stadtwerke Musterstadt GmbH gehört vollständig der Stadt Musterstadt.
 Was wir verdienen, bleibt in der Region: als Investition in Netze, Klimaschutz und den
 Busverkehr.</p>
@@ -510,6 +517,16 @@ Musterstadt GmbH.</li>
 erzeugen. Dafür bauen wir eine Großwärmepumpe am Klärwerk und eine Solarthermieanlage auf dem
 ehemaligen Deponiegelände. Über den Fortschritt berichten wir jedes Jahr in unserem
 Nachhaltigkeitsbericht.</p>
+<div class="videos">
+<figure>
+{_youtube("Waermepumpe", "Die Großwärmepumpe am Klärwerk")}
+<figcaption>Die Großwärmepumpe am Klärwerk (3:12)</figcaption>
+</figure>
+<figure>
+{_youtube("Wasserwerk", "Unser Wasserwerk an der Talsperre")}
+<figcaption>Unser Wasserwerk an der Talsperre (4:05)</figcaption>
+</figure>
+</div>
 </section>
 
 <section aria-labelledby="karriere">

@@ -170,7 +170,7 @@ class Blocker:
             for s in settings.services.values()
         )
         self._plans: OrderedDict[frozenset[str], Plan] = OrderedDict()
-        self._placeholders: dict[tuple[str, Language, bytes], bytes] = {}
+        self._placeholders: dict[tuple[str, Language, bytes, str], bytes] = {}
 
     def plan(self, allowed: frozenset[str]) -> Plan:
         """Return the (cached) plan for a set of allowed optional services."""
@@ -246,20 +246,25 @@ class Blocker:
             parts.append(self.assets_html)
         return b"".join(parts)
 
-    def placeholder(self, service_id: str, language: Language, size_style: bytes) -> bytes:
-        """Return the click-to-load placeholder put before a blocked embed."""
-        key = (service_id, language, size_style)
+    def placeholder(
+        self, service_id: str, language: Language, size_style: bytes, title: str = ""
+    ) -> bytes:
+        """Return the click-to-load placeholder put before a blocked embed.
+
+        ``title`` is the embed's own title; it makes each placeholder's label unique.
+        """
+        key = (service_id, language, size_style, title)
         cached = self._placeholders.get(key)
         if cached is None:
             service = self.settings.services[service_id]
-            cached = _placeholder_html(self.settings, service, language, size_style)
+            cached = _placeholder_html(self.settings, service, language, size_style, title)
             if len(self._placeholders) < 1024:
                 self._placeholders[key] = cached
         return cached
 
 
 def _placeholder_html(
-    settings: Settings, service: Service, language: Language, size_style: bytes
+    settings: Settings, service: Service, language: Language, size_style: bytes, title: str
 ) -> bytes:
     texts = settings.texts.get(language) or settings.texts[settings.default_language]
     provider = service.provider.name
@@ -271,9 +276,10 @@ def _placeholder_html(
     esc = html.escape
     sid = esc(service.id)
     style = f' style="{esc(size_style.decode("ascii"))}"' if size_style else ""
+    label = f"{service.name}: {title}" if title else service.name
     return (
         f'<div class="consentgate-placeholder" data-consentgate-placeholder="{sid}"'
-        f' role="region" aria-label="{esc(service.name)}" lang="{language}"{style}>'
+        f' role="group" aria-label="{esc(label)}" lang="{language}"{style}>'
         f'<p class="consentgate-placeholder-notice">{esc(notice)}</p>'
         f'<p class="consentgate-placeholder-privacy"><a href="{esc(service.privacy_policy_url)}"'
         f' target="_blank" rel="noopener noreferrer">'
@@ -319,6 +325,15 @@ def _attr(attrs: list[_Attr], name: bytes) -> bytes | None:
         if attr[0] == name:
             return attr[1] if attr[1] is not None else b""
     return None
+
+
+def _original_value(attrs: list[_Attr], tag: bytes, name: bytes) -> str:
+    """Return an attribute's value as written (case kept, entities decoded), or ``""``."""
+    for attr_name, value, _n_start, n_end, a_end in attrs:
+        if attr_name == name and value is not None:
+            raw = tag[n_end:a_end].lstrip(b" \t\n\r\f=").strip(b"\"'")
+            return html.unescape(raw.decode("utf-8", "replace"))[:200]
+    return ""
 
 
 def _srcset_urls(value: bytes) -> list[bytes]:
@@ -768,7 +783,8 @@ class HtmlRewriter:
             media = [s for s in blocked if s in self.blocker.external_media]
             if media and len(media) == len(blocked):
                 style = _size_style(attrs, tag)
-                return self.blocker.placeholder(media[0], self.language, style) + rebuilt
+                title = _original_value(attrs, tag, b"title")
+                return self.blocker.placeholder(media[0], self.language, style, title) + rebuilt
         return rebuilt
 
     def _rebuild_blocked(

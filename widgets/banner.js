@@ -348,8 +348,11 @@ function layer (n) {
 }
 
 function show (n) {
-  if (!S.root) rebuild()
-  if (S.root.hidden) S.opener = D.activeElement
+  if (!S.root || S.root.hidden) {
+    // Built anew each time it opens, so toggles and notices match the latest decision.
+    S.opener = D.activeElement
+    rebuild()
+  }
   S.root.querySelector('.cg-error').textContent = ''
   S.root.hidden = false
   layer(n)

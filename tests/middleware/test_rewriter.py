@@ -164,6 +164,18 @@ def test_external_media_gets_a_placeholder(blocker: Blocker, cfg: Settings) -> N
     assert b'<iframe data-consentgate-service="youtube" hidden' in out
 
 
+def test_placeholder_is_labelled_with_the_embeds_own_title(blocker: Blocker, cfg: Settings) -> None:
+    """Two embeds of one service get different labels (and the title is escaped)."""
+    embed = (
+        '<iframe title="Wasser &amp; <Strom>" src="https://www.youtube-nocookie.com/embed/a">'
+        "</iframe><iframe title='Fernwärme' src=https://www.youtube-nocookie.com/embed/b>"
+        "</iframe>"
+    )
+    out = rewrite(blocker, doc(embed), undecided(cfg))
+    assert b'role="group" aria-label="YouTube: Wasser &amp; &lt;Strom&gt;"' in out
+    assert 'aria-label="YouTube: Fernwärme"'.encode() in out
+
+
 def test_placeholder_speaks_the_page_language(blocker: Blocker, cfg: Settings) -> None:
     page = doc(SNIPPETS["google_maps"][0]).replace(b'lang="de"', b'lang="en-GB"')
     out = rewrite(blocker, page, undecided(cfg))
