@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -49,6 +50,23 @@ ConsentSignal = Literal[
 ServiceId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 NonEmpty = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+
+
+def _link(value: str) -> str:
+    """Accept an absolute http(s) URL or a path on this site (``/datenschutz``)."""
+    parts = urlsplit(value)
+    if (parts.scheme in ("http", "https") and parts.netloc) or (
+        not parts.scheme and value.startswith("/") and not value.startswith("//")
+    ):
+        return value
+    raise ValueError(
+        f"{value!r} is not a link the banner can show;"
+        " use https://... or a path such as /datenschutz"
+    )
+
+
+#: A link shown to visitors: http(s) or a site path, never ``javascript:`` and the like.
+Link = Annotated[NonEmpty, AfterValidator(_link)]
 
 # A host pattern: a plain host name, optionally with a leading "*." for every subdomain.
 HOST_PATTERN = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?$")
@@ -121,8 +139,8 @@ class Service(_Model):
     """Google Consent Mode signals granted together with this service."""
     data_transfer_countries: list[CountryCode] = Field(default_factory=list)
     """Countries outside the EU/EEA the data may go to (GDPR Art. 44 ff.), e.g. ``["US"]``."""
-    privacy_policy_url: NonEmpty
-    opt_out_url: str | None = None
+    privacy_policy_url: Link
+    opt_out_url: Link | None = None
     honors_dnt: bool = False
     """Whether a ``DNT: 1`` header counts as an objection to this service."""
     url: str | None = None
@@ -368,8 +386,8 @@ class Settings(_Model):
         "/_consent"
     )
     store_url: NonEmpty = "sqlite:///./consentgate.db"
-    policy_url: NonEmpty = "/datenschutz"
-    imprint_url: NonEmpty = "/impressum"
+    policy_url: Link = "/datenschutz"
+    imprint_url: Link = "/impressum"
     languages: Annotated[list[Language], Field(min_length=1)] = Field(
         default_factory=lambda: list(LANGUAGES)
     )

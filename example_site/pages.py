@@ -162,6 +162,12 @@ GOOGLE_ADS = """<!-- Google tag (gtag.js) -->
   });
 </script>"""
 
+# Marked by hand (the consentgate markup contract): a Matomo event that runs only with
+# consent for Matomo, after the Matomo snippet in <head> has defined _paq.
+MATOMO_EVENT = """<script type="text/plain" data-consentgate-service="matomo">
+  _paq.push(['trackEvent', 'Tarif', 'Ansicht', 'MusterStrom Öko']);
+</script>"""
+
 # YouTube "Teilen > Einbetten" with "erweiterten Datenschutzmodus aktivieren"; the operator
 # replaced the generic title "YouTube video player" with the video's name.
 YOUTUBE_EMBED = """<iframe width="560" height="315" \
@@ -342,7 +348,8 @@ Schalter betätigen, Haus verlassen und von draußen anrufen.</p>
 
 def strom() -> str:
     """Return the electricity tariff page, which also carries the Google Ads conversion."""
-    main = """<h1>Strom&shy;tarif MusterStrom Öko</h1>
+    main = (
+        """<h1>Strom&shy;tarif MusterStrom Öko</h1>
 <p class="lead">100 % Strom aus Wasserkraft, ein fairer Preis und Beratung hier in der
 Stadt: MusterStrom Öko ist unser Tarif für Haushalte im Netzgebiet Musterstadt.</p>
 
@@ -386,7 +393,10 @@ Jahresabrechnung.</li>
 <p><a class="button" href="/kundencenter#kontakt">Jetzt wechseln</a></p>
 <p class="note">Es gelten unsere Allgemeinen Geschäftsbedingungen für MusterStrom Öko. Sie
 können Ihren Auftrag innerhalb von 14 Tagen ohne Angabe von Gründen widerrufen.</p>
-</section>"""
+</section>
+"""
+        + MATOMO_EVENT
+    )
     return layout(
         path="/strom",
         title="Stromtarif MusterStrom Öko",

@@ -137,8 +137,8 @@ class ConsentEndpoints:
         catalogue = self.catalogues[self.language(request)]
         headers = request.headers
         body = {
+            # No consent id: every script on the page could read it (the cookie is HttpOnly).
             "decided": state.decided,
-            "consent_id": state.consent_id,
             "granted": sorted(state.granted),
             # What the browser's DNT / Sec-GPC headers keep off, so the banner can say so.
             "objected": sorted(state.objected),
@@ -152,6 +152,8 @@ class ConsentEndpoints:
             ],
             "revision": self.settings.revision,
             "decided_at": state.decided_at.isoformat() if state.decided_at else None,
+            # Under an enforced CSP the banner reloads after a grant instead of switching on.
+            "csp": self.settings.csp.mode,
             "language": catalogue.language,
             "languages": list(self.settings.languages),
             "fingerprint": catalogue.fingerprint,

@@ -100,13 +100,22 @@ class CSPBuilder:
         for service in self.settings.services.values():
             if service.id in allowed or service.category == "necessary":
                 hosts.extend(s for s in self.sources(service.id) if s not in hosts)
-        directives = [
-            ("script-src", ["'self'", "'unsafe-inline'", "'unsafe-eval'", *csp.script_src]),
-            ("frame-src", ["'self'", *csp.frame_src]),
-            ("img-src", ["'self'", "data:", "blob:", *csp.img_src]),
-            ("connect-src", ["'self'", *csp.connect_src]),
+        # Embeds of external media stay framable: their markup is what blocks them, and a
+        # placeholder's "load once" switches one on without any recorded consent.
+        media = [
+            source
+            for service in self.settings.services.values()
+            if service.category == "external_media"
+            for source in self.sources(service.id)
+            if source not in hosts
         ]
-        parts = [" ".join([name, *base, *hosts]) for name, base in directives]
+        directives = [
+            ("script-src", ["'self'", "'unsafe-inline'", "'unsafe-eval'", *csp.script_src], []),
+            ("frame-src", ["'self'", *csp.frame_src], media),
+            ("img-src", ["'self'", "data:", "blob:", *csp.img_src], []),
+            ("connect-src", ["'self'", *csp.connect_src], []),
+        ]
+        parts = [" ".join([name, *base, *hosts, *extra]) for name, base, extra in directives]
         if csp.report_uri:
             parts.append(f"report-uri {csp.report_uri}")
         value = "; ".join(parts).encode("latin-1")

@@ -91,6 +91,8 @@ _JS_TYPES = frozenset(
     b"text/livescript text/x-ecmascript text/x-javascript module".split()
 )
 _PREFIX = b"data-consentgate-"
+# URL schemes that run code; a hand-marked element's URL with one is never switched on.
+_CODE_SCHEMES = (b"javascript:", b"vbscript:", b"data:")
 _SERVICE_ATTR = b"data-consentgate-service"
 
 # Tokenizer states.
@@ -242,8 +244,17 @@ class Blocker:
                 + plan.consent_mode
                 + b"</script>"
             )
-        if self.settings.blocking.inject_assets:
-            parts.append(self.assets_html)
+        if self.settings.blocking.inject_assets and self.assets_html:
+            if nonce:
+                # A nonce-based CSP must let the banner load too.
+                nonce_attr = f' nonce="{html.escape(nonce)}"'.encode()
+                parts.append(
+                    self.assets_html.replace(b"<link ", b"<link" + nonce_attr + b" ").replace(
+                        b"<script ", b"<script" + nonce_attr + b" "
+                    )
+                )
+            else:
+                parts.append(self.assets_html)
         return b"".join(parts)
 
     def placeholder(
@@ -779,7 +790,7 @@ class HtmlRewriter:
         tag = self._buf[start:end]
         attrs = _shift(attrs, -start)
         rebuilt = self._rebuild_blocked(tag, name, name_end - start, end - start, attrs, blocked)
-        if name == b"iframe" and self._placeholders:
+        if name == b"iframe" and self._placeholders and _attr(attrs, b"hidden") is None:
             media = [s for s in blocked if s in self.blocker.external_media]
             if media and len(media) == len(blocked):
                 style = _size_style(attrs, tag)
@@ -811,7 +822,8 @@ class HtmlRewriter:
             and _attr(attrs, b"hidden") is None
             and all(s in self.blocker.external_media for s in blocked)
         ):
-            inserted.append(b" hidden")
+            # Marked, so the banner un-hides only what the server hid, not the author.
+            inserted.append(b" hidden data-consentgate-hidden")
         renames = set(_URL_ATTRS.get(name, ()))
         if is_script and not already_plain:
             renames.add(b"type")
@@ -855,7 +867,7 @@ def _rebuild(
                 if value.strip() == b"text/plain":
                     parts.append(tag[last:previous_end])
                     last = a_end
-            elif attr_name.startswith(_PREFIX):
+            elif attr_name.startswith(_PREFIX) and not _runs_code(value):
                 plain = attr_name[len(_PREFIX) :]
                 if plain in url_attrs or (name == b"script" and plain == b"type"):
                     parts.append(tag[last:n_start])
@@ -868,6 +880,12 @@ def _rebuild(
         previous_end = a_end
     parts.append(tag[last:end])
     return b"".join(parts)
+
+
+def _runs_code(value: bytes | None) -> bool:
+    """Return whether a URL would run code in the page (``javascript:`` and the like)."""
+    # ``value`` is lower-case already; a browser strips leading whitespace and controls.
+    return value is not None and value.lstrip(bytes(range(33))).startswith(_CODE_SCHEMES)
 
 
 def _shift(attrs: list[_Attr], delta: int) -> list[_Attr]:

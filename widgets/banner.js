@@ -10,8 +10,22 @@ const W = window
 const api = (name) => new URL(name, import.meta.url).href
 const SERVICE = 'data-consentgate-service'
 const PREFIX = 'data-consentgate-'
-// Attributes the server renames to data-consentgate-<name> on blocked elements.
-const RENAMED = ['src', 'srcset', 'poster', 'data', 'href', 'imagesrcset', 'type']
+// The attributes the server renames to data-consentgate-<name>, per element: only these
+// are ever restored, so a stray data-consentgate-href on a link stays inert.
+const RENAMED = {
+  SCRIPT: ['src', 'type'],
+  IMG: ['src', 'srcset'],
+  SOURCE: ['src', 'srcset'],
+  IFRAME: ['src'],
+  FRAME: ['src'],
+  EMBED: ['src'],
+  OBJECT: ['data'],
+  VIDEO: ['src', 'poster'],
+  AUDIO: ['src'],
+  LINK: ['href', 'imagesrcset']
+}
+// URLs that would run code in the page are never restored.
+const UNSAFE = /^\s*(javascript|vbscript|data):/i
 // A tracker that never answers must not hold back the scripts after it.
 const SCRIPT_WAIT_MS = 5000
 
@@ -19,7 +33,8 @@ const S = {
   state: null, // the body of GET state, updated after each decision
   root: null, // the banner element, built on first show
   opener: null, // the element that had focus when the banner opened
-  busy: false
+  busy: false,
+  chain: Promise.resolve() // activations run one after another
 }
 
 // --- helpers -------------------------------------------------------------------------
@@ -50,12 +65,10 @@ function necessary () {
   return new Set(services().filter((s) => s.category === 'necessary').map((s) => s.id))
 }
 
+// Created at start-up: screen readers announce changes only in a region they already know.
+const live = h('div', { 'data-consentgate': 'status', role: 'status', class: 'cg-sr' })
+
 function announce (text) {
-  let live = D.querySelector('[data-consentgate="status"]')
-  if (!live) {
-    live = h('div', { 'data-consentgate': 'status', role: 'status', class: 'cg-sr' })
-    D.body.append(live)
-  }
   live.textContent = ''
   setTimeout(() => { live.textContent = text }, 50)
 }
@@ -87,25 +100,27 @@ async function decide (choice) {
       body: JSON.stringify({ ...choice, page: location.href, language: st.language, fingerprint: st.fingerprint })
     })
     if (res.status === 409) {
-      // The settings changed since the banner was built: show the new banner, record nothing.
+      // The settings changed since the banner was built: show the new one, record nothing.
+      const open = S.root && !S.root.hidden && S.root.classList.contains('cg-open') ? 2 : 1
       await fetchState()
-      rebuild()
-      show(1)
+      show(open, true)
+      S.root.querySelector('.cg-error').textContent = texts().error
       return null
     }
     if (!res.ok) throw new Error('consentgate: POST decision answered ' + res.status)
     const receipt = await res.json()
-    Object.assign(S.state, { decided: true, consent_id: receipt.consent_id, granted: receipt.granted })
+    Object.assign(S.state, { decided: true, granted: receipt.granted })
     consentModeUpdate()
     const now = allowed()
-    if ([...before].some((id) => !now.has(id))) {
-      // Withdrawal: only the server can take back what already ran.
+    if ([...before].some((id) => !now.has(id)) || (S.state.csp === 'enforce' && receipt.granted.length)) {
+      // Withdrawal: only the server can take back what already ran. Under an enforced CSP
+      // the page's policy lists only what was allowed when it loaded: reload for the new one.
       location.reload()
       return receipt
     }
     hide()
     announce(texts().saved)
-    await activate(D)
+    await activate()
     D.dispatchEvent(new CustomEvent('consentgate:change', {
       detail: { action: receipt.action, granted: receipt.granted, allowed: [...now], receipt }
     }))
@@ -119,9 +134,8 @@ async function decide (choice) {
 }
 
 function showError () {
-  const box = S.root && S.root.querySelector('.cg-error')
-  if (box && !S.root.hidden) box.textContent = texts().error
-  else announce(texts().error)
+  if (!S.root || S.root.hidden) show(1)
+  S.root.querySelector('.cg-error').textContent = texts().error
 }
 
 // Google Consent Mode v2: the server injected the default; each decision sends an update.
@@ -155,17 +169,18 @@ function nocookie (url) {
 }
 
 function restore (el) {
-  for (const name of RENAMED) {
+  for (const name of RENAMED[el.tagName] || []) {
     const value = el.getAttribute(PREFIX + name)
-    if (value == null) continue
+    if (value == null || UNSAFE.test(value)) continue
     el.removeAttribute(PREFIX + name)
     el.setAttribute(name, el.tagName === 'IFRAME' && name === 'src' ? nocookie(value) : value)
   }
   el.removeAttribute(SERVICE)
   const ph = el.previousElementSibling
-  if (ph && ph.hasAttribute('data-consentgate-placeholder')) {
-    ph.remove()
-    el.hidden = false // the server hid the embed behind its placeholder
+  if (ph && ph.hasAttribute('data-consentgate-placeholder')) ph.remove()
+  if (el.hasAttribute(PREFIX + 'hidden')) {
+    el.removeAttribute(PREFIX + 'hidden')
+    el.hidden = false // the server hid the embed behind its placeholder; the author did not
   }
   if (el.tagName === 'SOURCE' && el.parentElement && el.parentElement.load) el.parentElement.load()
 }
@@ -173,25 +188,42 @@ function restore (el) {
 function revive (old) {
   // A script only runs when it is created anew; copy every attribute but ours.
   const s = D.createElement('script')
+  const plain = (v) => v.trim().toLowerCase() === 'text/plain'
   for (const { name, value } of old.attributes) {
-    if (name === SERVICE || (name === 'type' && value.trim().toLowerCase() === 'text/plain')) continue
-    if (name.startsWith(PREFIX) && RENAMED.includes(name.slice(PREFIX.length))) {
-      s.setAttribute(name.slice(PREFIX.length), value)
+    const base = name.startsWith(PREFIX) ? name.slice(PREFIX.length) : null
+    if (name === SERVICE || (name === 'type' && plain(value))) continue
+    if (base === 'type' || base === 'src') {
+      if (!plain(value) && !UNSAFE.test(value)) s.setAttribute(base, value)
     } else s.setAttribute(name, value)
   }
+  s.nonce = old.nonce // the browser hides a nonce from getAttribute; copy the property
   if (!s.hasAttribute('src')) s.text = old.text
   else s.async = old.hasAttribute('async')
   old.replaceWith(s)
   return s
 }
 
-/** Activate every blocked element under ``scope`` whose services are all allowed now. */
-async function activate (scope, only) {
+function blocked (el) {
+  // The server lets allowed elements through with their service attribute: not ours to run.
+  if (el.tagName === 'SCRIPT') return el.type.trim().toLowerCase() === 'text/plain'
+  return (RENAMED[el.tagName] || []).some((name) => el.hasAttribute(PREFIX + name))
+}
+
+/** Activate every blocked element whose services are all allowed now, one pass at a time. */
+function activate () {
+  S.chain = S.chain.then(activateNow, activateNow)
+  return S.chain
+}
+
+async function activateNow () {
   const ok = allowed()
   const need = necessary()
-  const fits = (el) => el.getAttribute(SERVICE).split(/\s+/).every((id) => !id || ok.has(id) || need.has(id))
-  const els = only ? [only] : [...scope.querySelectorAll('[' + SERVICE + ']')].filter(
-    (el) => el.tagName !== 'INPUT' && !el.closest('[data-consentgate="banner"]') && fits(el)
+  const fits = (el) => {
+    const ids = el.getAttribute(SERVICE).split(/\s+/).filter(Boolean)
+    return ids.length > 0 && ids.every((id) => ok.has(id) || need.has(id))
+  }
+  const els = [...D.querySelectorAll('[' + SERVICE + ']')].filter(
+    (el) => !el.closest('[data-consentgate="banner"]') && blocked(el) && fits(el)
   )
   // Scripts run in document order: an inline script waits for the external ones before it,
   // the way the parser would have run them.
@@ -231,7 +263,7 @@ function serviceDetails (s, checked) {
     ),
     s.description && s.purposes.length ? h('p', null, s.description) : null,
     h('dl', null, rows.map(([k, v]) => [h('dt', null, k), h('dd', null, v)])),
-    h('p', null, h('a', { href: s.privacy_policy_url, target: '_blank', rel: 'noopener' },
+    h('p', null, h('a', { href: s.privacy_policy_url, target: '_blank', rel: 'noopener noreferrer' },
       fill(t.placeholder_privacy, { provider: p.name })))
   )
 }
@@ -298,7 +330,7 @@ function build () {
     h('div', { class: 'cg-btns' },
       button('accept-all', t.accept_all),
       button('reject-all', t.reject_all),
-      button('settings', t.settings, { 'aria-expanded': 'false' }),
+      button('settings', t.settings),
       button('save', t.save, { hidden: true })
     )
   ))
@@ -341,21 +373,21 @@ function layer (n) {
   const r = S.root
   r.querySelector('.cg-l2').hidden = n !== 2
   r.querySelector('[data-consentgate-action="save"]').hidden = n !== 2
-  const settings = r.querySelector('[data-consentgate-action="settings"]')
-  settings.hidden = n === 2
-  settings.setAttribute('aria-expanded', String(n === 2))
+  r.querySelector('[data-consentgate-action="settings"]').hidden = n === 2
   r.classList.toggle('cg-open', n === 2)
 }
 
-function show (n) {
-  if (!S.root || S.root.hidden) {
+function show (n, again) {
+  if (!S.root || S.root.hidden || again) {
     // Built anew each time it opens, so toggles and notices match the latest decision.
-    S.opener = D.activeElement
+    if (!S.root || S.root.hidden) S.opener = D.activeElement
     rebuild()
   }
   S.root.querySelector('.cg-error').textContent = ''
   S.root.hidden = false
   layer(n)
+  // Whatever Tab reaches on the page behind scrolls clear of the banner.
+  D.documentElement.style.scrollPaddingBottom = S.root.offsetHeight + 'px'
   if (n === 2) {
     const first = S.root.querySelector('.cg-l2 input:not([disabled])')
     ;(first || S.root).focus()
@@ -365,6 +397,7 @@ function show (n) {
 function hide () {
   if (!S.root || S.root.hidden) return
   S.root.hidden = true
+  D.documentElement.style.scrollPaddingBottom = ''
   const back = S.opener
   S.opener = null
   if (back && back !== D.body && back.isConnected) back.focus()
@@ -380,19 +413,27 @@ function chosen () {
 
 // --- placeholders and actions -------------------------------------------------------------
 
-async function loadOnce (button) {
-  const ph = button.closest('[data-consentgate-placeholder]')
+function embedOf (button) {
+  const ph = button && button.closest('[data-consentgate-placeholder]')
   const embed = ph && ph.nextElementSibling
-  if (!embed || !embed.hasAttribute(SERVICE)) return
+  return embed && embed.hasAttribute(SERVICE) ? embed : null
+}
+
+function loadOnce (button) {
+  const embed = embedOf(button)
+  if (!embed) return
   restore(embed) // this one embed, now; nothing is recorded
   embed.focus()
 }
 
-async function allowAlways (id) {
+async function allowAlways (id, button) {
+  const embed = embedOf(button)
   const choice = {}
   for (const s of optional()) choice[s.id] = S.state.decided && S.state.granted.includes(s.id)
   choice[id] = true
-  return decide({ services: choice })
+  const receipt = await decide({ services: choice })
+  if (embed && embed.isConnected && receipt) embed.focus() // its button is gone with the placeholder
+  return receipt
 }
 
 async function onClick (e) {
@@ -400,42 +441,53 @@ async function onClick (e) {
   if (!target) return
   const opener = target.closest('[data-consentgate-open]')
   if (opener) {
+    // Without the state (the server did not answer) a link opener still leads somewhere.
+    if (!ready && opener.hasAttribute('href')) { start(); return }
     e.preventDefault()
-    await ready
+    await (ready || start())
     show(2)
     return
   }
   const button = target.closest('[data-consentgate-action]')
   if (!button) return
   const action = button.getAttribute('data-consentgate-action')
-  await ready
+  if (action === 'load-once') return loadOnce(button) // needs no state
+  await (ready || start())
   if (action === 'accept-all') await decide({ accept: 'all' })
   else if (action === 'reject-all') await decide({ accept: 'none' })
   else if (action === 'settings') show(2)
   else if (action === 'save') await decide({ services: chosen() })
-  else if (action === 'load-once') await loadOnce(button)
-  else if (action === 'allow-always') await allowAlways(button.getAttribute('data-consentgate-for'))
+  else if (action === 'allow-always') await allowAlways(button.getAttribute('data-consentgate-for'), button)
 }
 
 // --- start ----------------------------------------------------------------------------------
 
-const ready = fetchState().then(async (st) => {
-  if (!st.decided) show(1)
-  await activate(D) // elements a cached page still holds back
-  return st
-})
-ready.catch((err) => console.error(err))
+let ready = null
+function start () {
+  // Asked again on the next click when the server did not answer.
+  ready = fetchState().then(async (st) => {
+    if (!st.decided) show(1)
+    await activate() // elements a cached page still holds back
+    return st
+  })
+  ready.catch((err) => { console.error(err); ready = null })
+  return ready
+}
 
-D.addEventListener('click', (e) => { onClick(e).catch((err) => console.error(err)) })
-
-W.consentgate = {
-  ready,
-  get state () { return S.state },
-  allows: (id) => necessary().has(id) || allowed().has(id),
-  open: (n) => ready.then(() => show(n || 2)),
-  close: hide,
-  acceptAll: () => ready.then(() => decide({ accept: 'all' })),
-  rejectAll: () => ready.then(() => decide({ accept: 'none' })),
-  save: (choice) => ready.then(() => decide({ services: choice })),
-  allow: (id) => ready.then(() => allowAlways(id))
+if (!W.consentgate) { // the module included twice must not run twice
+  D.body.append(live)
+  start()
+  D.addEventListener('click', (e) => { onClick(e).catch((err) => console.error(err)) })
+  const later = (fn) => (...args) => (ready || start()).then(() => fn(...args))
+  W.consentgate = {
+    get ready () { return ready || start() },
+    get state () { return S.state },
+    allows: (id) => !!S.state && (necessary().has(id) || allowed().has(id)),
+    open: later((n) => show(n || 2)),
+    close: hide,
+    acceptAll: later(() => decide({ accept: 'all' })),
+    rejectAll: later(() => decide({ accept: 'none' })),
+    save: later((choice) => decide({ services: choice })),
+    allow: later((id) => allowAlways(id))
+  }
 }

@@ -215,6 +215,18 @@ BAD_CASES = {
         "names a file",
     ),
     "not_toml": ("revision = = 1\n", None, "", "not valid TOML"),
+    "policy_url_javascript": (
+        'policy_url = "javascript:alert(document.cookie)"\n',
+        None,
+        "policy_url",
+        "use https://... or a path",
+    ),
+    "privacy_url_scheme_relative": (
+        '[services.youtube]\nprivacy_policy_url = "//evil.example/x"\n',
+        None,
+        "services.youtube.privacy_policy_url",
+        "use https://... or a path",
+    ),
     "env_bad_value": (
         "",
         {"CONSENTGATE_SECRET_KEYS": KEY, "CONSENTGATE_REVISION": "-1"},

@@ -247,6 +247,9 @@ async def test_csp_lists_only_allowed_services(ledger: SQLiteStore) -> None:
     )
     assert b"www.googletagmanager.com/gtm.js" in granted and b"*.etracker.com" in granted
     assert b"facebook" not in granted
+    # Embeds stay framable (their markup blocks them): "load once" needs no consent.
+    frame_src = next(d for d in policy.split(b"; ") if d.startswith(b"frame-src"))
+    assert b"www.youtube-nocookie.com" in frame_src
     report_only = make_settings(csp={"mode": "report-only", "report_uri": "/csp"})
     sent = await call(middleware(html_app(), report_only, ledger), http_scope())
     assert header(sent, b"content-security-policy-report-only")[0].endswith(b"report-uri /csp")
@@ -258,6 +261,9 @@ async def test_app_csp_nonce_is_reused_for_the_injected_script(ledger: SQLiteSto
     )
     body = body_of(await call(middleware(app, make_settings(), ledger), http_scope()))
     assert b'<script data-consentgate="consent-mode" nonce="abc123">' in body
+    # The banner too: under 'strict-dynamic' a script without the nonce never loads.
+    assert b'<link nonce="abc123" rel="stylesheet"' in body
+    assert b'<script nonce="abc123" type="module" src="/_consent/banner.js' in body
 
 
 async def test_gpc_refuses_marketing_even_with_consent(ledger: SQLiteStore) -> None:

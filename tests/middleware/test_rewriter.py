@@ -176,6 +176,26 @@ def test_placeholder_is_labelled_with_the_embeds_own_title(blocker: Blocker, cfg
     assert 'aria-label="YouTube: Fernwärme"'.encode() in out
 
 
+def test_iframe_the_author_hid_gets_no_placeholder(blocker: Blocker, cfg: Settings) -> None:
+    hidden = '<iframe hidden src="https://www.youtube-nocookie.com/embed/a"></iframe>'
+    out = rewrite(blocker, doc(hidden), undecided(cfg))
+    assert b"data-consentgate-placeholder" not in out
+    assert b"data-consentgate-hidden" not in out  # the banner leaves the author's hidden alone
+    shown = rewrite(blocker, doc(SNIPPETS["youtube"][0]), undecided(cfg))
+    assert b" hidden data-consentgate-hidden" in shown
+
+
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", " JavaScript:alert(1)", "data:text/html,x", "vbscript:x"]
+)
+def test_hand_marked_code_urls_are_never_switched_on(
+    blocker: Blocker, cfg: Settings, url: str
+) -> None:
+    marked = f'<iframe data-consentgate-service="youtube" data-consentgate-src="{url}"></iframe>'
+    out = rewrite(blocker, doc(marked), granting(cfg, "youtube"))
+    assert b" src=" not in out and b"data-consentgate-src=" in out
+
+
 def test_placeholder_speaks_the_page_language(blocker: Blocker, cfg: Settings) -> None:
     page = doc(SNIPPETS["google_maps"][0]).replace(b'lang="de"', b'lang="en-GB"')
     out = rewrite(blocker, page, undecided(cfg))

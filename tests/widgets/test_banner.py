@@ -205,6 +205,23 @@ def test_accept_all_runs_blocked_scripts_in_document_order_without_reload(
     assert page.locator("iframe[src*='youtube-nocookie.com']").is_visible()
 
 
+EVENTS = "window._paq.filter(c => c[0] === 'trackEvent').length"
+
+
+def test_a_hand_marked_script_runs_exactly_once(
+    page: Page, trackers: TrackerLog, site: SiteServer
+) -> None:
+    visit(page, site.url + "/strom")
+    assert page.evaluate("window._paq") is None
+    arm(page)
+    page.click('[data-consentgate-action="accept-all"]')
+    changed(page)
+    assert page.evaluate(EVENTS) == 1  # switched on by the banner, in place
+    visit(page, site.url + "/strom")
+    settle(page)
+    assert page.evaluate(EVENTS) == 1  # switched on by the server; not run a second time
+
+
 def _open_details(page: Page, category: str) -> None:
     summary = page.locator(f'[aria-labelledby="cg-c-{category}-l"] summary')
     summary.click()
@@ -229,6 +246,8 @@ def test_a_custom_choice_loads_only_the_chosen_service(
     visit(page, site.url + "/strom")
     settle(page)
     assert third_party(trackers) == {MATOMO}
+    # The hand-marked event ran once: the server switched it on, the banner left it alone.
+    assert page.evaluate(EVENTS) == 1
 
 
 def test_withdrawal_reloads_and_blocks_again(
@@ -296,6 +315,7 @@ def test_allow_always_loads_every_embed_of_the_service_and_survives_reload(
     arm(page)
     page.locator('[data-consentgate-action="allow-always"]').nth(1).click()
     assert changed(page)["allowed"] == ["youtube"]
+    assert page.evaluate("document.activeElement.src").endswith("/embed/Wasserwerk")
     for video in ("Waermepumpe", "Wasserwerk"):
         page.wait_for_selector(f"iframe[src='https://{YOUTUBE}/embed/{video}']:visible")
     assert page.locator("[data-consentgate-placeholder]").count() == 0
@@ -409,7 +429,9 @@ def test_axe_finds_no_violations_in_either_layer(
 def test_banner_is_usable_at_320px_and_200_percent_zoom(
     new_context: NewContext, site: SiteServer, viewport: dict[str, int], scale: int
 ) -> None:
-    context, _ = new_context(persistent=False, viewport=viewport, device_scale_factor=scale)
+    context, _ = new_context(
+        persistent=False, viewport=viewport, device_scale_factor=scale, reduced_motion="reduce"
+    )
     page = context.new_page()
     visit(page, site.url + "/")
     for layer in (1, 2):
