@@ -247,10 +247,10 @@ class Blocker:
         if self.settings.blocking.inject_assets and self.assets_html:
             if nonce:
                 # A nonce-based CSP must let the banner load too.
-                nonce_attr = f' nonce="{html.escape(nonce)}"'.encode()
+                marked = f' nonce="{html.escape(nonce)}" '.encode()
                 parts.append(
-                    self.assets_html.replace(b"<link ", b"<link" + nonce_attr + b" ").replace(
-                        b"<script ", b"<script" + nonce_attr + b" "
+                    self.assets_html.replace(b"<link ", b"<link" + marked).replace(
+                        b"<script ", b"<script" + marked
                     )
                 )
             else:
