@@ -380,6 +380,25 @@ def test_keyboard_only_walkthrough(page: Page, trackers: TrackerLog, site: SiteS
     assert records(site) == before
 
 
+def test_a_changed_configuration_asks_again_and_records_nothing(
+    page: Page, trackers: TrackerLog, site: SiteServer
+) -> None:
+    visit(page, site.url + "/")
+    before = records(site)
+    page.evaluate("consentgate.state.fingerprint = '0'.repeat(64)")  # as if the texts changed
+    page.click('[data-consentgate-action="accept-all"]')
+    error = page.locator(f"{BANNER} .cg-error")
+    error.wait_for(state="visible")
+    assert "nicht gespeichert" in error.inner_text()
+    assert banner_shown(page) and records(site) == before
+    assert server_state(page)["decided"] is False
+    settle(page)
+    assert third_party(trackers) == set()
+    arm(page)
+    page.click('[data-consentgate-action="reject-all"]')  # the fresh fingerprint is accepted
+    assert changed(page)["action"] == "reject-all" and records(site) == before + 1
+
+
 def test_escape_and_ignoring_are_no_consent(
     page: Page, trackers: TrackerLog, site: SiteServer
 ) -> None:
