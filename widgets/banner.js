@@ -233,7 +233,8 @@ async function activateNow () {
     const external = el.hasAttribute(PREFIX + 'src') || el.hasAttribute('src')
     if (!external) { await Promise.all(pending); pending = [] }
     const s = revive(el)
-    if (external && !s.async) pending.push(waitFor(s))
+    // Deferred and module scripts ran after the inline ones below them: nothing waits for them.
+    if (external && !s.async && !s.defer && s.type !== 'module') pending.push(waitFor(s))
   }
   await Promise.all(pending)
 }
@@ -467,6 +468,10 @@ function start () {
   // Asked again on the next click when the server did not answer.
   ready = fetchState().then(async (st) => {
     if (!st.decided) show(1)
+    // A service the browser objects to (DNT/GPC) would be granted but still not load.
+    for (const b of D.querySelectorAll('[data-consentgate-action="allow-always"]')) {
+      b.hidden = st.objected.includes(b.getAttribute('data-consentgate-for'))
+    }
     await activate() // elements a cached page still holds back
     return st
   })
