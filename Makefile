@@ -46,7 +46,7 @@ wheel-check: $(STAMP)
 	bash .ci/wheel-check
 
 # The end-to-end part loads uvicorn with wrk (Debian package `wrk`; installed here if we may).
-bench: $(STAMP)
+bench: $(STAMP) $(CHROMIUM_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]' --config-settings editable_mode=strict
 	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& apt-get install -y -qq wrk >/dev/null; } || echo "wrk not installed: end-to-end part skipped"

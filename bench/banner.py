@@ -16,7 +16,8 @@ Nothing leaves the machine: Chromium sends every non-loopback request to a loopb
 answers 502 and records the host (``RecordingProxy`` of the browser tests). ``context.route``
 is not used for that by default, because any route switches Chromium's HTTP cache off
 (Playwright sends ``Network.setCacheDisabled``), which would make the repeat visit download the
-banner again, and it holds every request until the handler lets it go; ``--route`` shows that.
+banner again, and it pauses every request (Fetch domain) until Playwright lets it go;
+``--route`` shows that.
 Run: ``python -m bench.banner [--runs N] [--route]``; needs Chromium (``apt-get install
 chromium``).
 """
@@ -110,7 +111,6 @@ class Visit:
     dcl: float
     load: float
     banner: float | None
-    injected: bool
     files: int
     cached: int
 
@@ -119,7 +119,6 @@ class Visit:
 class Variant:
     """One of the two servers and the visits measured on it."""
 
-    name: str
     site: SiteServer
     banner: bool
     first: list[Visit]
@@ -140,7 +139,6 @@ def visit(page: Page, url: str, prefix: str, banner: bool) -> Visit:
         dcl=float(data["dcl"]),
         load=float(data["load"]),
         banner=None if data["banner"] is None else float(data["banner"]),
-        injected=bool(data["injected"]),
         files=int(data["files"]),
         cached=int(data["cached"]),
     )
@@ -189,9 +187,18 @@ def p90(values: Sequence[float]) -> float:
     return statistics.quantiles(values, n=10, method="inclusive")[-1]
 
 
-def paired_ratio(a: Sequence[float], b: Sequence[float]) -> float:
-    """Return the median of the per-run ratios a/b (run i of A next to run i of B)."""
-    return statistics.median(x / y for x, y in zip(a, b, strict=True))
+def paired(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, int]:
+    """Compare run i of A with run i of B (measured next to each other).
+
+    Returns the median of the ratios a/b, the median of the differences a - b and in how
+    many runs A took longer than B.
+    """
+    pairs = list(zip(a, b, strict=True))
+    return (
+        statistics.median(x / y for x, y in pairs),
+        statistics.median(x - y for x, y in pairs),
+        sum(x > y for x, y in pairs),
+    )
 
 
 @contextmanager
@@ -213,7 +220,7 @@ def report(variants: Sequence[Variant], header: str, blocked_hosts: set[str]) ->
     )
     print(header)
     print(f"  served: {sizes}")
-    columns = f"{'A median':>9}{'p90':>7}{'B median':>10}{'p90':>7}  A/B"
+    columns = f"{'A median':>9}{'p90':>7}{'B median':>10}{'p90':>7}{'A/B':>7}{'A-B':>8}  A slower"
     print(f"  {'ms from navigation start':<30}{columns}")
     rows: list[tuple[str, Callable[[Visit], float], bool]] = [
         ("first visit  FCP", lambda v: v.fcp, False),
@@ -225,16 +232,18 @@ def report(variants: Sequence[Variant], header: str, blocked_hosts: set[str]) ->
     for label, pick, repeat in rows:
         xs = [pick(v) for v in (a.repeat if repeat else a.first)]
         ys = [pick(v) for v in (b.repeat if repeat else b.first)]
+        ratio, difference, slower = paired(xs, ys)
         print(
             f"  {label:<30}{statistics.median(xs):9.1f}{p90(xs):7.1f}"
-            f"{statistics.median(ys):10.1f}{p90(ys):7.1f}  {paired_ratio(xs, ys):.2f}"
+            f"{statistics.median(ys):10.1f}{p90(ys):7.1f}{ratio:7.2f}{difference:+8.1f}"
+            f"  {slower}/{len(xs)}"
         )
     for label, visits in (("first visit ", a.first), ("repeat visit", a.repeat)):
         shown = [v.banner for v in visits if v.banner is not None]
         after = [v.banner - v.fcp for v in visits if v.banner is not None]
         print(
-            f"  {label} banner visible     {statistics.median(shown):9.1f}{p90(shown):7.1f}"
-            f"   (median {statistics.median(after):+.1f} ms after FCP)"
+            f"  {label + ' banner visible':<30}{statistics.median(shown):9.1f}{p90(shown):7.1f}"
+            f"    median {statistics.median(after):+.1f} ms after A's FCP"
         )
     cached = sum(v.cached for v in a.repeat)
     files = sum(v.files for v in a.repeat)
@@ -263,8 +272,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     with servers() as (with_banner, baseline), RecordingProxy() as proxy:
         prefix = with_banner.settings().prefix
         variants = (
-            Variant("A", with_banner, True, [], []),
-            Variant("B", baseline, False, [], []),
+            Variant(with_banner, banner=True, first=[], repeat=[]),
+            Variant(baseline, banner=False, first=[], repeat=[]),
         )
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
@@ -278,12 +287,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             finally:
                 browser.close()
         blocked = proxy.hosts() - BROWSER_SERVICE_HOSTS
-    blocking = "context.route abort (HTTP cache off)" if args.route else "502 proxy"
+    blocking = "aborted by context.route (HTTP cache off)" if args.route else "to a 502 proxy"
     header = (
-        f"banner in the browser: headless Chromium {version}, example site / under uvicorn, "
-        f"{args.runs} fresh contexts per variant, ABBA, non-loopback via {blocking}, "
-        f"{time.monotonic() - started:.0f} s\n"
-        "  A = banner injected, B = inject_assets = false; A/B = median of per-run ratios"
+        f"banner in the browser: headless Chromium {version}, example site / under uvicorn,\n"
+        f"  {args.runs} fresh contexts per variant (ABBA), non-loopback requests "
+        f"{blocking}, {time.monotonic() - started:.0f} s\n"
+        "  A = banner injected, B = inject_assets = false; A/B and A-B are medians of per-run\n"
+        "  ratios and differences, A slower counts runs where A took longer than its B neighbour"
     )
     report(variants, header, blocked)
 

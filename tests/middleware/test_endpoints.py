@@ -16,6 +16,7 @@ from starlette.routing import Route
 from consentgate.config import Settings
 from consentgate.consent.sqlite import SQLiteStore
 from consentgate.middleware import ConsentMiddleware
+from consentgate.widgets import build_catalogue
 
 Data = Callable[..., dict[str, Any]]
 ORIGIN = {"origin": "http://testserver"}
@@ -132,6 +133,19 @@ async def test_state_reports_decision_and_catalogue(
     assert (await client.get("/_consent/state?lang=de", headers={"accept-language": "en"})).json()[
         "language"
     ] == "de"
+
+
+async def test_state_is_gzipped_when_the_browser_takes_it(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    plain = await client.get("/_consent/state", headers={"accept-encoding": "identity"})
+    packed = await client.get("/_consent/state", headers={"accept-encoding": "gzip, br"})
+    assert "content-encoding" not in plain.headers
+    assert packed.headers["content-encoding"] == "gzip"
+    assert "Accept-Encoding" in packed.headers["vary"]
+    assert packed.json() == plain.json()
+    assert plain.json()["catalogue"] == build_catalogue(settings, "de").data
+    assert int(packed.headers["content-length"]) * 3 < int(plain.headers["content-length"])
 
 
 @pytest.mark.parametrize(
