@@ -170,11 +170,11 @@ class ConsentEndpoints:
         encoded = (
             json.dumps(body, separators=(",", ":"))[:-1] + ',"catalogue":' + catalogue.content + "}"
         ).encode()
-        headers = {**NO_STORE, "Vary": ", ".join(vary)}
+        answer = {**NO_STORE, "Vary": ", ".join(vary)}
         if "gzip" in request.headers.get("accept-encoding", ""):
             encoded = gzip.compress(encoded, compresslevel=6, mtime=0)
-            headers["Content-Encoding"] = "gzip"
-        return Response(encoded, media_type="application/json", headers=headers)
+            answer["Content-Encoding"] = "gzip"
+        return Response(encoded, media_type="application/json", headers=answer)
 
     async def decision(self, request: Request) -> Response:
         """Record a decision, set the consent cookie and return a receipt."""
