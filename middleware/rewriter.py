@@ -91,6 +91,10 @@ _JS_TYPES = frozenset(
     b"text/livescript text/x-ecmascript text/x-javascript module".split()
 )
 _PREFIX = b"data-consentgate-"
+# A YouTube embed URL in the standard domain, inside an iframe tag.
+_YOUTUBE_EMBED = re.compile(
+    rb"(?i)(\bsrc\s*=\s*[\"']?\s*(?:https?:)?//)(?:www\.|m\.)?youtube\.com/embed/"
+)
 # URL schemes that run code; a hand-marked element's URL with one is never switched on.
 _CODE_SCHEMES = (b"javascript:", b"vbscript:", b"data:")
 _SERVICE_ATTR = b"data-consentgate-service"
@@ -167,6 +171,8 @@ class Blocker:
         self.external_media = frozenset(
             s.id for s in settings.services.values() if s.category == "external_media"
         )
+        #: Whether allowed ``youtube.com/embed`` iframes are moved to ``youtube-nocookie.com``.
+        self.nocookie = "youtube" in settings.services
         self._google = settings.blocking.consent_mode and any(
             s.consent_mode or "google" in s.provider.name.lower()
             for s in settings.services.values()
@@ -664,6 +670,10 @@ class HtmlRewriter:
             return _rebuild(tag, name, name_end - start, end - start, tag_attrs, activate=True)
         if is_script and executable and _attr(attrs, b"src") is None:
             return self._hold(start, end, tag_attrs)
+        if name == b"iframe" and self.blocker.nocookie:
+            # An allowed YouTube embed still loads in privacy-enhanced mode, as the
+            # privacy policy promises, whatever URL the author pasted.
+            return _YOUTUBE_EMBED.sub(rb"\1www.youtube-nocookie.com/embed/", self._buf[start:end])
         return self._buf[start:end]
 
     def _services_of(self, name: bytes, attrs: list[_Attr]) -> tuple[str, ...]:

@@ -196,6 +196,38 @@ def test_hand_marked_code_urls_are_never_switched_on(
     assert b" src=" not in out and b"data-consentgate-src=" in out
 
 
+@pytest.mark.parametrize(
+    ("embed", "expected"),
+    [
+        pytest.param(
+            '<iframe src="https://www.youtube.com/embed/abc?rel=0"></iframe>',
+            '<iframe src="https://www.youtube-nocookie.com/embed/abc?rel=0"></iframe>',
+            id="www",
+        ),
+        pytest.param(
+            "<iframe title=x SRC=//YouTube.com/embed/abc></iframe>",
+            "<iframe title=x SRC=//www.youtube-nocookie.com/embed/abc></iframe>",
+            id="scheme-relative-any-case",
+        ),
+        pytest.param(
+            '<iframe src="https://www.youtube-nocookie.com/embed/abc"></iframe>',
+            '<iframe src="https://www.youtube-nocookie.com/embed/abc"></iframe>',
+            id="already-nocookie",
+        ),
+        pytest.param(
+            '<iframe src="https://example.org/?u=https://www.youtube.com/embed/a"></iframe>',
+            '<iframe src="https://example.org/?u=https://www.youtube.com/embed/a"></iframe>',
+            id="not-the-src-host",
+        ),
+    ],
+)
+def test_allowed_youtube_embeds_load_in_privacy_enhanced_mode(
+    blocker: Blocker, cfg: Settings, embed: str, expected: str
+) -> None:
+    out = rewrite(blocker, doc(embed), granting(cfg, "youtube"))
+    assert expected.encode() in out
+
+
 def test_placeholder_speaks_the_page_language(blocker: Blocker, cfg: Settings) -> None:
     page = doc(SNIPPETS["google_maps"][0]).replace(b'lang="de"', b'lang="en-GB"')
     out = rewrite(blocker, page, undecided(cfg))
