@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Generic, Literal, Self, TypeVar
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -277,30 +277,34 @@ class _PageHTTPServer(http.server.ThreadingHTTPServer):
         self.pages: dict[str, tuple[bytes, str]] = {}
 
 
-class PageServer:
-    """Serves pages a test writes itself (fixtures for the harness, banner.js alone) on loopback."""
+_S = TypeVar("_S", bound=socketserver.TCPServer)
+
+
+class _Background(Generic[_S]):
+    """A socket server on 127.0.0.1, serving in a background thread."""
 
     def __init__(self) -> None:
-        self._server: _PageHTTPServer | None = None
+        self._server: _S | None = None
         self._thread: threading.Thread | None = None
+
+    def _make(self) -> _S:
+        raise NotImplementedError
+
+    @property
+    def server(self) -> _S:
+        """The running server; an error before ``start``."""
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        return self._server
 
     @property
     def url(self) -> str:
         """The base URL, ``http://127.0.0.1:PORT``."""
-        if self._server is None:
-            raise RuntimeError("PageServer is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def add(self, path: str, body: str, content_type: str = "text/html; charset=utf-8") -> str:
-        """Serve ``body`` at ``path`` and return its full URL."""
-        if self._server is None:
-            raise RuntimeError("PageServer is not started")
-        self._server.pages[path] = (body.encode("utf-8"), content_type)
-        return self.url + path
-
-    def start(self) -> PageServer:
+    def start(self) -> Self:
         """Listen and serve in a background thread."""
-        self._server = _PageHTTPServer()
+        self._server = self._make()
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -315,7 +319,7 @@ class PageServer:
             self._server.server_close()
         self._server = self._thread = None
 
-    def __enter__(self) -> PageServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -325,6 +329,18 @@ class PageServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class PageServer(_Background[_PageHTTPServer]):
+    """Serves pages a test writes itself (fixtures for the harness, banner.js alone) on loopback."""
+
+    def _make(self) -> _PageHTTPServer:
+        return _PageHTTPServer()
+
+    def add(self, path: str, body: str, content_type: str = "text/html; charset=utf-8") -> str:
+        """Serve ``body`` at ``path`` and return its full URL."""
+        self.server.pages[path] = (body.encode("utf-8"), content_type)
+        return self.url + path
 
 
 # --- Every host the browser tries to contact ----------------------------------------------------
@@ -387,36 +403,11 @@ class _ProxyServer(socketserver.ThreadingTCPServer):
             self.hits.append(hit)
 
 
-class RecordingProxy:
+class RecordingProxy(_Background[_ProxyServer]):
     """An HTTP proxy on 127.0.0.1 that records each request's host and answers 502."""
 
-    def __init__(self) -> None:
-        self._server: _ProxyServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """The proxy's address for ``proxy={"server": ...}``."""
-        if self._server is None:
-            raise RuntimeError("RecordingProxy is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> RecordingProxy:
-        """Listen and serve in a background thread."""
-        self._server = _ProxyServer()
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._server is not None and self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._server.server_close()
-        self._server = self._thread = None
+    def _make(self) -> _ProxyServer:
+        return _ProxyServer()
 
     def hits(self, after: int = 0) -> list[ProxyHit]:
         """Return the requests received so far (with sequence number above ``after``), in order."""
@@ -428,17 +419,6 @@ class RecordingProxy:
     def hosts(self, after: int = 0) -> set[str]:
         """Return the hosts of ``hits(after)``."""
         return {hit.host for hit in self.hits(after)}
-
-    def __enter__(self) -> RecordingProxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 #: Hosts Chromium itself contacts while a page is open, whatever Playwright's flags: the GAIA

@@ -68,6 +68,13 @@ def changed(page: Page) -> dict[str, Any]:
     return detail
 
 
+def choose(page: Page, selector: str) -> dict[str, Any]:
+    """Click ``selector`` and return the detail of the ``consentgate:change`` it causes."""
+    arm(page)
+    page.click(selector)
+    return changed(page)
+
+
 def settle(page: Page) -> None:
     """Give late attempts (preconnects, lazy frames) time to show up."""
     page.wait_for_timeout(400)
@@ -145,9 +152,7 @@ def test_reject_all_keeps_trackers_away_after_reload_and_navigation(
     page: Page, trackers: TrackerLog, site: SiteServer
 ) -> None:
     visit(page, site.url + "/")
-    arm(page)
-    page.click('[data-consentgate-action="reject-all"]')
-    detail = changed(page)
+    detail = choose(page, '[data-consentgate-action="reject-all"]')
     assert detail["action"] == "reject-all" and detail["allowed"] == []
     assert not banner_shown(page)
     for path in ["/", *PAGES]:
@@ -182,9 +187,7 @@ def test_accept_all_runs_blocked_scripts_in_document_order_without_reload(
     expected = _blocked_script_hosts(page)
     assert expected == [GTM, ETRACKER, MATOMO, FACEBOOK]
     page.evaluate("window.__sameDocument = true")
-    arm(page)
-    page.click('[data-consentgate-action="accept-all"]')
-    detail = changed(page)
+    detail = choose(page, '[data-consentgate-action="accept-all"]')
     assert detail["action"] == "accept-all"
     assert set(detail["allowed"]) == set(site.settings().optional_service_ids)
     for host in (*expected, YOUTUBE):
@@ -213,9 +216,7 @@ def test_a_hand_marked_script_runs_exactly_once(
 ) -> None:
     visit(page, site.url + "/strom")
     assert page.evaluate("window._paq") is None
-    arm(page)
-    page.click('[data-consentgate-action="accept-all"]')
-    changed(page)
+    choose(page, '[data-consentgate-action="accept-all"]')
     assert page.evaluate(EVENTS) == 1  # switched on by the banner, in place
     visit(page, site.url + "/strom")
     settle(page)
@@ -237,9 +238,7 @@ def test_a_custom_choice_loads_only_the_chosen_service(
     page.check('input[data-consentgate-service="matomo"]')
     statistics = page.locator('input[data-consentgate-category="statistics"]')
     assert statistics.evaluate("e => e.indeterminate") is True
-    arm(page)
-    page.click('[data-consentgate-action="save"]')
-    assert changed(page)["allowed"] == ["matomo"]
+    assert choose(page, '[data-consentgate-action="save"]')["allowed"] == ["matomo"]
     trackers.wait_for_host(MATOMO, page)
     settle(page)
     assert third_party(trackers) == {MATOMO}
@@ -254,9 +253,7 @@ def test_withdrawal_reloads_and_blocks_again(
     page: Page, trackers: TrackerLog, site: SiteServer
 ) -> None:
     visit(page, site.url + "/")
-    arm(page)
-    page.click('[data-consentgate-action="accept-all"]')
-    changed(page)
+    choose(page, '[data-consentgate-action="accept-all"]')
     trackers.wait_for_host(FACEBOOK, page)
     # Take back marketing only: the page reloads and only statistics and media still load.
     page.click("[data-consentgate-open]")
@@ -466,9 +463,7 @@ def test_banner_is_usable_at_320px_and_200_percent_zoom(
             button.scroll_into_view_if_needed()
             rect = button.bounding_box()
             assert rect is not None and rect["y"] + rect["height"] <= viewport["height"]
-    arm(page)
-    page.click('[data-consentgate-action="reject-all"]')
-    assert changed(page)["action"] == "reject-all"
+    assert choose(page, '[data-consentgate-action="reject-all"]')["action"] == "reject-all"
 
 
 def test_the_banner_shifts_nothing_and_respects_reduced_motion(
@@ -525,9 +520,7 @@ def test_gpc_is_shown_and_keeps_marketing_off_even_after_accept_all(
 
 def test_a_new_revision_asks_again(page: Page, trackers: TrackerLog, site: SiteServer) -> None:
     visit(page, site.url + "/")
-    arm(page)
-    page.click('[data-consentgate-action="accept-all"]')
-    changed(page)
+    choose(page, '[data-consentgate-action="accept-all"]')
     trackers.wait_for_host(YOUTUBE, page)
     forget(page, trackers)
     revised = SiteServer(overrides={"revision": 2})
