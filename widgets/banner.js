@@ -108,7 +108,8 @@ async function decide (choice) {
       return null
     }
     if (!res.ok) throw new Error('consentgate: POST decision answered ' + res.status)
-    const receipt = await res.json()
+    // Page scripts get the receipt without the consent id (the cookie keeps it HttpOnly).
+    const { consent_id: _, ...receipt } = await res.json()
     Object.assign(S.state, { decided: true, granted: receipt.granted })
     consentModeUpdate()
     const now = allowed()

@@ -549,6 +549,7 @@ def test_javascript_api(page: Page, trackers: TrackerLog, site: SiteServer) -> N
     assert page.evaluate("consentgate.allows('matomo')") is False
     receipt = page.evaluate("consentgate.save({matomo: true})")
     assert receipt["granted"] == ["matomo"] and receipt["action"] == "custom"
+    assert "consent_id" not in receipt and receipt["hash"]
     assert page.evaluate("consentgate.allows('matomo')") is True
     trackers.wait_for_host(MATOMO, page)
     page.evaluate("consentgate.open()")
