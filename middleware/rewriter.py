@@ -280,6 +280,25 @@ class Blocker:
         return cached
 
 
+# Placeholders carry their whole look inline: they are part of the page's first paint, so
+# they cannot wait for banner.css (which loads without blocking the paint). The colours are
+# custom properties a site can set; the defaults meet WCAG AA contrast.
+PLACEHOLDER_STYLE = (
+    "box-sizing:border-box;display:flex;flex-direction:column;justify-content:center;"
+    "gap:.5rem;width:100%;min-height:12rem;margin:0 0 1rem;padding:1rem 1.25rem;"
+    "border:1px solid #767676;border-radius:.4rem;"
+    "background:var(--consentgate-placeholder-bg,#f3f4f6);"
+    "color:var(--consentgate-placeholder-fg,#1a1a1a);text-align:left;"
+)
+PLACEHOLDER_ACTIONS_STYLE = "display:flex;flex-wrap:wrap;gap:.5rem;margin:0"
+PLACEHOLDER_BUTTON_STYLE = (
+    "flex:1 1 10rem;min-height:2.75rem;margin:0;padding:.55rem 1rem;"
+    "border:2px solid var(--consentgate-accent,#0b4f8a);border-radius:.4rem;"
+    "background:var(--consentgate-accent,#0b4f8a);color:var(--consentgate-on-accent,#fff);"
+    "font:inherit;font-weight:600;cursor:pointer"
+)
+
+
 def _placeholder_html(
     settings: Settings, service: Service, language: Language, size_style: bytes, title: str
 ) -> bytes:
@@ -292,20 +311,21 @@ def _placeholder_html(
     load = service.load_label.get(language) if service.load_label else texts.load_once
     esc = html.escape
     sid = esc(service.id)
-    style = f' style="{esc(size_style.decode("ascii"))}"' if size_style else ""
+    style = PLACEHOLDER_STYLE + esc(size_style.decode("ascii"))
     label = f"{service.name}: {title}" if title else service.name
     return (
         f'<div class="consentgate-placeholder" data-consentgate-placeholder="{sid}"'
-        f' role="group" aria-label="{esc(label)}" lang="{language}"{style}>'
-        f'<p class="consentgate-placeholder-notice">{esc(notice)}</p>'
-        f'<p class="consentgate-placeholder-privacy"><a href="{esc(service.privacy_policy_url)}"'
-        f' target="_blank" rel="noopener noreferrer">'
-        f"{esc(texts.placeholder_privacy.format(provider=provider))}</a></p>"
-        f'<p class="consentgate-placeholder-actions">'
-        f'<button type="button" data-consentgate-action="load-once"'
-        f' data-consentgate-for="{sid}">{esc(load)}</button> '
+        f' role="group" aria-label="{esc(label)}" lang="{language}" style="{style}">'
+        f'<p class="consentgate-placeholder-notice" style="margin:0">{esc(notice)}</p>'
+        f'<p class="consentgate-placeholder-privacy" style="margin:0">'
+        f'<a href="{esc(service.privacy_policy_url)}" target="_blank" rel="noopener noreferrer"'
+        f' style="color:inherit">{esc(texts.placeholder_privacy.format(provider=provider))}</a></p>'
+        f'<p class="consentgate-placeholder-actions" style="{PLACEHOLDER_ACTIONS_STYLE}">'
+        f'<button type="button" data-consentgate-action="load-once" data-consentgate-for="{sid}"'
+        f' style="{PLACEHOLDER_BUTTON_STYLE}">{esc(load)}</button>'
         f'<button type="button" data-consentgate-action="allow-always"'
-        f' data-consentgate-for="{sid}">{esc(texts.allow_always)}</button></p></div>'
+        f' data-consentgate-for="{sid}" style="{PLACEHOLDER_BUTTON_STYLE}">'
+        f"{esc(texts.allow_always)}</button></p></div>"
     ).encode()
 
 

@@ -69,14 +69,16 @@ class BannerAssets:
         return f"{prefix}/{name}?v={self.files[name].version}"
 
     def head_html(self, prefix: str) -> bytes:
-        """Return the tags that load the banner: the stylesheet, then the module script.
+        """Return the tags that load the banner: the stylesheet's preload, then the module.
 
-        Module scripts are deferred: the banner never blocks the first paint.
+        Neither blocks the first paint: module scripts are deferred, and the stylesheet is
+        only preloaded; the module applies it before the banner shows.
         """
         parts = []
         if "banner.css" in self.files:
             href = html.escape(self.url(prefix, "banner.css"))
-            parts.append(f'<link rel="stylesheet" href="{href}" data-consentgate="style">')
+            # Fetched early but not render-blocking: the banner applies it before it shows.
+            parts.append(f'<link rel="preload" as="style" href="{href}" data-consentgate="style">')
         if "banner.js" in self.files:
             src = html.escape(self.url(prefix, "banner.js"))
             parts.append(f'<script type="module" src="{src}" data-consentgate="script"></script>')

@@ -464,10 +464,26 @@ async function onClick (e) {
 
 // --- start ----------------------------------------------------------------------------------
 
+// The server preloads banner.css without blocking the page's first paint; it is applied
+// here, and the banner waits for it (at most a few seconds) so it never shows unstyled.
+function styled () {
+  const pre = D.querySelector('link[data-consentgate="style"]')
+  if (!pre) return null
+  const css = h('link', { rel: 'stylesheet', href: pre.href, nonce: pre.nonce || null })
+  const done = new Promise((resolve) => {
+    css.onload = css.onerror = resolve
+    setTimeout(resolve, 3000)
+  })
+  D.head.append(css)
+  return done
+}
+
 let ready = null
+let style = null
 function start () {
+  style = style || styled()
   // Asked again on the next click when the server did not answer.
-  ready = fetchState().then(async (st) => {
+  ready = Promise.all([fetchState(), style]).then(async ([st]) => {
     if (!st.decided) show(1)
     // A service the browser objects to (DNT/GPC) would be granted but still not load.
     for (const b of D.querySelectorAll('[data-consentgate-action="allow-always"]')) {

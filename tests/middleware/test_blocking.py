@@ -262,7 +262,7 @@ async def test_app_csp_nonce_is_reused_for_the_injected_script(ledger: SQLiteSto
     body = body_of(await call(middleware(app, make_settings(), ledger), http_scope()))
     assert b'<script data-consentgate="consent-mode" nonce="abc123">' in body
     # The banner too: under 'strict-dynamic' a script without the nonce never loads.
-    assert b'<link nonce="abc123" rel="stylesheet"' in body
+    assert b'<link nonce="abc123" rel="preload" as="style"' in body
     assert b'<script nonce="abc123" type="module" src="/_consent/banner.js' in body
 
 
