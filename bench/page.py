@@ -19,11 +19,14 @@ from typing import Any
 from consentgate.config import Settings, preset_ids
 from example_site.pages import (  # the example site's real vendor snippets
     ECONDA_HEAD,
+    ETRACKER,
+    GOOGLE_ADS,
     GOOGLE_MAPS_EMBED,
     GTM_BODY,
     GTM_HEAD,
     MATOMO,
     META_PIXEL,
+    YOUTUBE_EMBED,
 )
 
 #: Size the page body is filled up to (bytes of UTF-8).
@@ -42,26 +45,6 @@ RESOURCE_HINTS = """<link rel="preconnect" href="https://www.googletagmanager.co
 <link rel="dns-prefetch" href="//code.etracker.com">"""
 
 
-GOOGLE_ADS = """<!-- Google tag (gtag.js) -->
-<script async src="https://www.googletagmanager.com/gtag/js?id=AW-123456789"></script>
-<script>
-  window.dataLayer = window.dataLayer || [];
-  function gtag(){dataLayer.push(arguments);}
-  gtag('js', new Date());
-
-  gtag('config', 'AW-123456789');
-</script>"""
-
-ETRACKER = """<!-- etracker code 6.0 -->
-<script type="text/javascript">
-// var et_pagename = "";
-// var et_areas = "";
-</script>
-<script id="_etLoader" type="text/javascript" charset="UTF-8" data-block-cookies="true" \
-data-secure-code="abc" src="//code.etracker.com/code/e.js" async></script>
-<!-- etracker code 6.0 end -->"""
-
-
 ECONDA_BODY = """<script type="text/javascript" src="/js/emos3.js" async="async"></script>
 <script type="text/javascript">
   window.emos3.send({
@@ -70,12 +53,6 @@ ECONDA_BODY = """<script type="text/javascript" src="/js/emos3.js" async="async"
     langid: 'de'
   });
 </script>"""
-
-YOUTUBE = """<iframe width="560" height="315" src="https://www.youtube-nocookie.com/embed/xyz" \
-title="So funktioniert unser Ökostrom" frameborder="0" allow="accelerometer; autoplay; \
-clipboard-write; encrypted-media; gyroscope; picture-in-picture; web-share" \
-referrerpolicy="strict-origin-when-cross-origin" allowfullscreen></iframe>"""
-
 
 # --- First-party parts ---------------------------------------------------------------------------
 CRITICAL_CSS = """<style>
@@ -461,7 +438,7 @@ document.documentElement.className.replace("no-js", "js");</script>
         _tariff_table(rng, "Strom"),
         _paragraph(rng),
         '<section class="video"><h2>Ökostrom erklärt</h2>'
-        + YOUTUBE
+        + YOUTUBE_EMBED
         + _paragraph(rng)
         + "</section>",
         "<h2>Erdgas und Wärme</h2>",

@@ -104,7 +104,28 @@ def settings_text(overrides: Mapping[str, TomlValue] | None = None, extra_toml: 
     return text
 
 
-class SiteServer:
+class _Running:
+    """``with`` starts the server and stops it again."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class SiteServer(_Running):
     """The example site with consentgate, served by uvicorn on 127.0.0.1 in a thread."""
 
     def __init__(
@@ -224,17 +245,6 @@ class SiteServer:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
 
-    def __enter__(self) -> SiteServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 @contextlib.contextmanager
 def _environ(name: str, value: str) -> Iterator[None]:
@@ -280,7 +290,7 @@ class _PageHTTPServer(http.server.ThreadingHTTPServer):
 _S = TypeVar("_S", bound=socketserver.TCPServer)
 
 
-class _Background(Generic[_S]):
+class _Background(_Running, Generic[_S]):
     """A socket server on 127.0.0.1, serving in a background thread."""
 
     def __init__(self) -> None:
@@ -318,17 +328,6 @@ class _Background(Generic[_S]):
             self._thread.join()
             self._server.server_close()
         self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class PageServer(_Background[_PageHTTPServer]):
