@@ -170,12 +170,8 @@ class _LinkHandler:
         self.page.count((service_id,))
 
 
-class _InlineScriptHandler:
-    """Inline ``<script>``: lol-html streams the text in chunks, so buffer it to the end.
-
-    The start tag is already out when the text arrives, so a matching script is ended empty
-    and its text re-emitted inside a new ``<script type="text/plain">``.
-    """
+class _TextHandler:
+    """Collects a text node lol-html streams in chunks, then hands it to ``whole``."""
 
     __slots__ = ("buffer", "page")
 
@@ -186,10 +182,25 @@ class _InlineScriptHandler:
     def text(self, chunk: lolhtml.TextChunk) -> None:
         self.buffer.append(chunk.text)
         chunk.remove()
-        if not chunk.last_in_text_node:
-            return
-        text = "".join(self.buffer)
-        self.buffer.clear()
+        if chunk.last_in_text_node:
+            text = "".join(self.buffer)
+            self.buffer.clear()
+            self.whole(chunk, text)
+
+    def whole(self, chunk: lolhtml.TextChunk, text: str) -> None:
+        raise NotImplementedError
+
+
+class _InlineScriptHandler(_TextHandler):
+    """Inline ``<script>``: lol-html streams the text in chunks, so buffer it to the end.
+
+    The start tag is already out when the text arrives, so a matching script is ended empty
+    and its text re-emitted inside a new ``<script type="text/plain">``.
+    """
+
+    __slots__ = ()
+
+    def whole(self, chunk: lolhtml.TextChunk, text: str) -> None:
         rules = self.page.rules
         found = (
             {rules.signature_ids[s] for s in rules.signatures.findall(text)}
@@ -207,22 +218,12 @@ class _InlineScriptHandler:
         )
 
 
-class _NoscriptHandler:
+class _NoscriptHandler(_TextHandler):
     """``<noscript>`` is raw text to lol-html (scripting on): drop it if it names a service."""
 
-    __slots__ = ("buffer", "page")
+    __slots__ = ()
 
-    def __init__(self, page: _LolPage) -> None:
-        self.page = page
-        self.buffer: list[str] = []
-
-    def text(self, chunk: lolhtml.TextChunk) -> None:
-        self.buffer.append(chunk.text)
-        chunk.remove()
-        if not chunk.last_in_text_node:
-            return
-        text = "".join(self.buffer)
-        self.buffer.clear()
+    def whole(self, chunk: lolhtml.TextChunk, text: str) -> None:
         mentions = self.page.rules.mentions
         match = mentions.search(text) if mentions is not None else None
         if match is None:
