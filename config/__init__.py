@@ -5,6 +5,7 @@ from __future__ import annotations
 from consentgate.config.loader import ConfigError, Problem
 from consentgate.config.models import (
     CATEGORIES,
+    AccessLogSettings,
     BannerTexts,
     Category,
     CategoryText,
@@ -22,6 +23,7 @@ from consentgate.config.presets import PRESET_IDS, preset_ids
 __all__ = [
     "CATEGORIES",
     "PRESET_IDS",
+    "AccessLogSettings",
     "BannerTexts",
     "Category",
     "CategoryText",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -250,11 +251,68 @@ class CookieSettings(_Model):
     path: str = "/"
 
 
+def _network(value: str) -> str:
+    """Accept one IP address or CIDR network; return it normalised (``10.0.0.0/8``)."""
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IP address or network; use e.g. '127.0.0.1', '::1' "
+            "or '10.0.0.0/8'"
+        ) from None
+
+
+#: An IP address or a CIDR network, e.g. ``10.0.0.0/8``.
+Network = Annotated[str, AfterValidator(_network)]
+
+
 class IPSettings(_Model):
-    """How much of a visitor's address survives masking."""
+    """How the visitor's address is found (proxies) and how much of it survives masking."""
 
     ipv4_prefix: Annotated[int, Field(ge=0, le=32)] = 24
+    """Bits kept of an IPv4 address: 24 zeroes the last octet."""
     ipv6_prefix: Annotated[int, Field(ge=0, le=128)] = 48
+    """Bits kept of an IPv6 address: 48 keeps the site prefix and drops the rest."""
+    trusted_proxies: list[Network] = Field(default_factory=list)
+    """Reverse proxies whose ``proxy_header`` is believed; empty: the TCP peer is the client."""
+    proxy_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    """The one header read from a trusted proxy: ``X-Forwarded-For`` or RFC 7239 ``Forwarded``."""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, networks: list[str]) -> list[str]:
+        for network in networks:
+            if ipaddress.ip_network(network).prefixlen == 0:
+                # Trusting everyone lets any visitor choose the address that gets logged.
+                raise ValueError(
+                    f"trusted_proxies entry {network!r} trusts every sender; list only "
+                    "your proxies' addresses, e.g. '127.0.0.1' or '10.0.0.0/8'"
+                )
+        return networks
+
+
+class AccessLogSettings(_Model):
+    """The access log consentgate writes: only the fields a privacy policy promises."""
+
+    directory: str | None = None
+    """Where the daily files ``access-YYYY-MM-DD.log`` go; unset: no access log."""
+    format: Literal["combined", "jsonl"] = "combined"
+    """``combined``: the NCSA combined layout (GoAccess, AWStats); ``jsonl``: JSON Lines."""
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    """Files whose date is more than this many days ago are deleted."""
+    keep_query: bool = False
+    """Log the query string too; off by default, as query strings often carry personal data."""
+    sweep_interval_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 60
+    """How often the running app deletes expired files (it also does at start-up)."""
+    buffer_lines: Annotated[int, Field(ge=100, le=10_000_000)] = 100_000
+    """Lines held in memory while the disk is slow; beyond this new lines are dropped."""
+
+    @field_validator("directory")
+    @classmethod
+    def _check_directory(cls, directory: str | None) -> str | None:
+        if directory is not None and not directory.strip():
+            raise ValueError("directory must name a folder, e.g. 'logs' or '/var/log/mysite'")
+        return directory
 
 
 class CategoryText(_Model):
@@ -394,6 +452,7 @@ class Settings(_Model):
     """Languages offered; the first is the default."""
     cookie: CookieSettings = Field(default_factory=CookieSettings)
     ip: IPSettings = Field(default_factory=IPSettings)
+    access_log: AccessLogSettings = Field(default_factory=AccessLogSettings)
     blocking: BlockingSettings = Field(default_factory=BlockingSettings)
     csp: CSPSettings = Field(default_factory=CSPSettings)
     signals: SignalSettings = Field(default_factory=SignalSettings)

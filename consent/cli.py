@@ -1,4 +1,4 @@
-"""The ``consentgate`` command: export, verify and summarise the consent ledger."""
+"""The ledger commands of ``consentgate``: export, verify and summarise consent records."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import os
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -42,15 +41,10 @@ CSV_FIELDS = (
 )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 1 check failed, 2 usage/config)."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help(sys.stderr)
-        return 2
+def run(args: argparse.Namespace) -> int:
+    """Run a ledger command parsed by ``add_commands``; returns the exit status."""
     try:
-        store = open_store(args.store or _settings(args.config).store_url)
+        store = open_store(args.store or load_settings(args.config).store_url)
     except (ConfigError, ValueError, StoreError) as exc:
         print(f"consentgate: {exc}", file=sys.stderr)
         return 2
@@ -64,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(store.close())
 
 
-def _settings(path: str | None) -> Settings:
+def load_settings(path: str | None) -> Settings:
+    """Read the settings file named by ``--config``, ``$CONSENTGATE_CONFIG`` or the default."""
     config = path or os.environ.get("CONSENTGATE_CONFIG") or DEFAULT_CONFIG
     environ = dict(os.environ)
     # These commands read the ledger and never sign a cookie, so a DPO can run them
@@ -73,41 +68,29 @@ def _settings(path: str | None) -> Settings:
     return Settings.from_file(config, environ)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="consentgate",
-        description="Export, verify and summarise consentgate's consent records.",
-    )
-    parser.add_argument(
-        "--config",
-        metavar="FILE",
-        help=f"settings file (default: $CONSENTGATE_CONFIG or ./{DEFAULT_CONFIG})",
-    )
-    parser.add_argument(
-        "--store", metavar="URL", help="ledger URL, overriding store_url of the settings"
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def add_commands(commands: Any) -> None:
+    """Add the ledger commands (``export``, ``verify``, ``stats``) to a subparsers object."""
     export = commands.add_parser("export", help="write consent records as JSON Lines or CSV")
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
-    export.add_argument("--since", type=_date, metavar="DATE", help="from this UTC date/time")
-    export.add_argument("--until", type=_date, metavar="DATE", help="before this UTC date/time")
+    export.add_argument("--since", type=parse_date, metavar="DATE", help="from this UTC date/time")
+    export.add_argument(
+        "--until", type=parse_date, metavar="DATE", help="before this UTC date/time"
+    )
     export.add_argument("--consent-id", metavar="ID", help="only the records of one consent id")
     export.add_argument(
         "-o", "--output", metavar="FILE", help="write here (atomically) instead of stdout"
     )
-    export.set_defaults(handler=_export)
+    export.set_defaults(handler=_export, run=run)
 
     verify = commands.add_parser("verify", help="check the hash chain; exit 1 if broken")
-    verify.set_defaults(handler=_verify)
+    verify.set_defaults(handler=_verify, run=run)
 
     stats = commands.add_parser("stats", help="decisions and opt-in rates per service")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    stats.set_defaults(handler=_stats)
-    return parser
+    stats.set_defaults(handler=_stats, run=run)
 
 
-def _date(text: str) -> datetime:
+def parse_date(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -225,7 +208,3 @@ async def _stats(store: Store, args: argparse.Namespace) -> int:
         buffer.write(f"  {service:<20} {rate:7.1%}\n")
     print(buffer.getvalue(), end="")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -11,9 +12,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from consentgate.config import Language, Settings
 from consentgate.consent import ConsentState, CookieCodec, Store, open_store
+from consentgate.middleware.accesslog import AccessLogMiddleware
 from consentgate.middleware.audit import TrackerAudit
+from consentgate.middleware.client import ClientAddressMiddleware
 from consentgate.middleware.endpoints import ConsentEndpoints
 from consentgate.middleware.htmlfilter import Gate, ResponseFilter, strip_variant
+from consentgate.middleware.logfiles import AccessLog
 from consentgate.widgets import BannerAssets
 
 #: Request headers the middleware reads.
@@ -34,6 +38,10 @@ JAR_CACHE_SIZE = 4096
 _DECODABLE = frozenset((b"gzip", b"x-gzip", b"deflate", b"identity", b"*"))
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 class ConsentMiddleware:
     """Pure ASGI middleware that makes the visitor's consent true on every response.
 
@@ -43,6 +51,10 @@ class ConsentMiddleware:
     - rewrites HTML responses as they stream so no tag of a service without consent reaches
       the browser, drops the app's ``Set-Cookie`` headers for such services, expires their
       cookies, and adds the consent-aware Content-Security-Policy if configured.
+
+    Before any of that, the visitor's address is found (trusted proxies) and masked in
+    ``scope["client"]`` (``ClientAddressMiddleware``), and with ``[access_log] directory``
+    set every request gets a line in the access log (``AccessLogMiddleware``).
 
     Reading the state needs no store access; only a decision writes to the ledger named by
     ``settings.store_url`` (or the ``store`` given).
@@ -54,7 +66,7 @@ class ConsentMiddleware:
         *,
         settings: Settings,
         store: Store | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = _utcnow,
         assets: BannerAssets | None = None,
     ) -> None:
         self.app = app
@@ -80,11 +92,23 @@ class ConsentMiddleware:
         self._languages = settings.languages
         self._objections = bool(self.gate.signals.dnt or self.gate.signals.gpc)
         self._jars: dict[bytes, tuple[str | None, tuple[str, ...]]] = {}
+        self.access_log: AccessLog | None = None
+        handler: ASGIApp = self._consent
+        if settings.access_log.directory is not None:
+            self.access_log = AccessLog(
+                settings.access_log,
+                clock=time.time if clock is _utcnow else lambda: clock().timestamp(),
+            )
+            handler = AccessLogMiddleware(handler, log=self.access_log)
+        self._handler = ClientAddressMiddleware(handler, settings=settings.ip)
 
     def __repr__(self) -> str:
         return f"ConsentMiddleware(app={self.app!r}, settings={self.settings!r})"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._handler(scope, receive, send)
+
+    async def _consent(self, scope: Scope, receive: Receive, send: Send) -> None:
         # WebSocket handlers may need to check consent too, so they get the state as well;
         # lifespan and anything else passes straight through.
         kind = scope["type"]

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from consentgate.consent import RecordDraft
-from consentgate.consent.cli import main
 from consentgate.consent.sqlite import SQLiteStore
+from consentgate.middleware.cli import main
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -126,7 +126,7 @@ def test_bad_config_is_exit_2_with_the_reason(
 
 def test_installed_entry_point_runs(ledger: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "consentgate.consent.cli", "verify"],
+        [sys.executable, "-m", "consentgate.middleware.cli", "verify"],
         capture_output=True,
         text=True,
         check=False,

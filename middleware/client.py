@@ -1,0 +1,189 @@
+"""``ClientAddressMiddleware``: the app only ever sees the visitor's masked address."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from consentgate.config import IPSettings
+from consentgate.middleware.ipmask import mask_ip
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: Request headers that carry a client address onward; the app gets none of them.
+ADDRESS_HEADERS = frozenset(
+    (
+        b"x-forwarded-for",
+        b"forwarded",
+        b"x-forwarded",
+        b"x-real-ip",
+        b"x-client-ip",
+        b"x-cluster-client-ip",
+        b"x-original-forwarded-for",
+        b"true-client-ip",
+        b"cf-connecting-ip",
+        b"fastly-client-ip",
+        b"x-azure-clientip",
+        b"x-envoy-external-address",
+        b"client-ip",
+    )
+)
+
+
+class ClientAddressMiddleware:
+    """Pure ASGI middleware that finds the visitor's address, masks it, and hides the rest.
+
+    - With ``trusted_proxies`` set and the TCP peer among them, the client is read from the
+      one configured header (``X-Forwarded-For`` or RFC 7239 ``Forwarded``) walking from
+      the right through trusted hops; a header from any other sender is ignored.
+    - The address is masked (``mask_ip``) and ``scope["client"]`` becomes
+      ``(masked, 0)``: the port is dropped too. An address the proxy did not know
+      (``Forwarded: for=unknown``) becomes ``None``.
+    - Every header that carries a client address (``ADDRESS_HEADERS``) is removed from
+      the request the app sees.
+    """
+
+    def __init__(self, app: ASGIApp, *, settings: IPSettings | None = None) -> None:
+        self.app = app
+        settings = settings if settings is not None else IPSettings()
+        self.trusted = TrustedProxies(settings.trusted_proxies)
+        self._forwarded = settings.proxy_header == "forwarded"
+        self._header = b"forwarded" if self._forwarded else b"x-forwarded-for"
+        self._v4 = settings.ipv4_prefix
+        self._v6 = settings.ipv6_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        host: str | None = client[0] if client else None
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        if any(name in ADDRESS_HEADERS for name, _ in headers):
+            if host is not None and self.trusted and self.trusted.contains(host):
+                values = [v for n, v in headers if n == self._header]
+                if values:
+                    hops = forwarded_for(values) if self._forwarded else x_forwarded_for(values)
+                    host = self.trusted.client(hops)
+            headers = [(n, v) for n, v in headers if n not in ADDRESS_HEADERS]
+        elif client is not None and client[1] == 0 and self._masked(host) == host:
+            # Already masked by an outer instance: nothing to change, no copy to make.
+            await self.app(scope, receive, send)
+            return
+        masked = self._masked(host)
+        scope = {**scope, "client": (masked, 0) if masked is not None else None}
+        scope["headers"] = headers
+        await self.app(scope, receive, send)
+
+    def _masked(self, host: str | None) -> str | None:
+        if host is None:
+            return None
+        try:
+            return mask_ip(host, ipv4_prefix=self._v4, ipv6_prefix=self._v6)
+        except ValueError:
+            # Not an address at all (a Unix socket path, "testclient"): nothing to hide.
+            return host
+
+
+class TrustedProxies:
+    """The networks whose forwarding headers are believed."""
+
+    def __init__(self, networks: Iterable[str]) -> None:
+        self.networks: tuple[IPNetwork, ...] = tuple(
+            ipaddress.ip_network(n, strict=False) for n in networks
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.networks)
+
+    def contains(self, address: str) -> bool:
+        """Return whether ``address`` (a textual IP) belongs to a trusted proxy."""
+        ip = _parse(address)
+        return ip is not None and any(ip in network for network in self.networks)
+
+    def client(self, hops: Sequence[str | None]) -> str | None:
+        """Return the client at the end of a forwarding chain, walking it from the right.
+
+        ``hops`` are the addresses the proxies appended, oldest first. The first one
+        (from the right) that is not a trusted proxy is the client: everything left of
+        it was written by someone we cannot believe. An unparsable or unknown hop there
+        means the client is unknown (``None``); a chain of only trusted hops yields its
+        leftmost address.
+        """
+        for hop in reversed(hops):
+            if hop is None:
+                return None
+            if not self.contains(hop):
+                return hop
+        return hops[0] if hops else None
+
+
+def x_forwarded_for(values: Iterable[bytes]) -> list[str | None]:
+    """Return the hops of all ``X-Forwarded-For`` lines, oldest first (``None``: unparsable)."""
+    hops: list[str | None] = []
+    for value in values:
+        for part in value.decode("latin-1").split(","):
+            part = part.strip()
+            if part:
+                hops.append(_strip_port(part))
+    return hops
+
+
+def forwarded_for(values: Iterable[bytes]) -> list[str | None]:
+    """Return the ``for=`` node of each element of all RFC 7239 ``Forwarded`` lines.
+
+    An element without ``for``, with ``for=unknown`` or an obfuscated node (``_hidden``)
+    gives ``None``: the proxy did not say who the client was (RFC 7239 §6).
+    """
+    hops: list[str | None] = []
+    for value in values:
+        for element in _split_outside_quotes(value.decode("latin-1"), ","):
+            node: str | None = None
+            for pair in _split_outside_quotes(element, ";"):
+                name, _, raw = pair.partition("=")
+                if name.strip().lower() == "for":
+                    raw = raw.strip()
+                    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+                        raw = raw[1:-1].replace('\\"', '"')
+                    node = _strip_port(raw)
+            if element.strip():
+                hops.append(node)
+    return hops
+
+
+def _split_outside_quotes(text: str, separator: str) -> list[str]:
+    """Split ``text`` at ``separator`` except inside double-quoted strings."""
+    parts: list[str] = []
+    start = 0
+    quoted = False
+    for index, char in enumerate(text):
+        if char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _strip_port(node: str) -> str | None:
+    """Return the address of ``1.2.3.4``, ``1.2.3.4:80``, ``[2001:db8::1]:80`` or ``None``."""
+    if node.startswith("["):
+        end = node.find("]")
+        node = node[1:end] if end > 0 else ""
+    elif node.count(":") == 1:
+        node = node.split(":", 1)[0]
+    return node if _parse(node) is not None else None
+
+
+def _parse(address: str) -> IPAddress | None:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
