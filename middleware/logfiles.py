@@ -87,12 +87,16 @@ class AccessLog:
         settings: AccessLogSettings,
         *,
         clock: Callable[[], float] = time.time,
+        sweep_every: float | None = None,
     ) -> None:
         if settings.directory is None:
             raise AccessLogError("access_log.directory is not set; name a folder for the logs")
         self.settings = settings
         self.directory = Path(settings.directory)
         self.clock = clock
+        self.sweep_every = (
+            sweep_every if sweep_every is not None else settings.sweep_interval_minutes * 60.0
+        )
         self.suffix = ".jsonl" if settings.format == "jsonl" else ".log"
         self._format = format_jsonl if settings.format == "jsonl" else format_combined
         self._keep_query = settings.keep_query
@@ -197,7 +201,7 @@ class AccessLog:
 
     def _run(self) -> None:
         next_sweep = 0.0
-        interval = self.settings.sweep_interval_minutes * 60
+        interval = self.sweep_every
         while True:
             now = time.monotonic()
             if now >= next_sweep:
