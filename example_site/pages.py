@@ -643,13 +643,15 @@ Ihres Browsers.</p>
 <h2 id="protokolle">3. Aufruf der Website und Server-Protokolle</h2>
 <p>Bei jedem Seitenaufruf schreibt unser Webserver einen Eintrag in eine Protokolldatei: Ihre
 IP-Adresse in gekürzter Form (bei IPv4 ohne das letzte Byte, bei IPv6 nur die ersten 48 Bit),
-die Seite, von der Sie kommen, die aufgerufene Seite, Datum und Uhrzeit, die übertragene
-Datenmenge, den Statuscode der Antwort sowie Typ und Version von Browser und
-Betriebssystem.</p>
+die Website, von der Sie kommen (nur ihre Adresse, ohne die einzelne Seite), die aufgerufene
+Seite ohne Suchparameter, Datum und Uhrzeit, die Anfrageart, die übertragene Datenmenge, den
+Statuscode der Antwort sowie Browser mit Hauptversion und Betriebssystem. Die vollständige
+IP-Adresse und die vollständige Browserkennung speichern wir nicht; auch unsere Anwendung
+selbst erhält nur die gekürzte Adresse.</p>
 <p>Wir nutzen diese Einträge nur, um die Website sicher zu betreiben, Fehler und Angriffe zu
 erkennen und anonyme Zugriffsstatistiken zu erstellen. Wir führen sie nicht mit anderen Daten
 zusammen und bilden keine Nutzungsprofile. Für jeden Tag entsteht eine eigene Datei; sie wird
-spätestens nach 90 Tagen automatisch gelöscht.</p>
+90 Tage nach diesem Tag automatisch gelöscht, spätestens am 91. Tag.</p>
 <p>Rechtsgrundlage ist Art. 6 Abs. 1 lit. f DSGVO. Unser berechtigtes Interesse ist ein
 stabiler und sicherer Betrieb der Website.</p>
 </section>

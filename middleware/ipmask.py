@@ -13,8 +13,9 @@ def mask_ip(address: str, *, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> st
     ``mask_ip("203.0.113.77") == "203.0.113.0"``; ``mask_ip("2001:db8:1:2::5") ==
     "2001:db8:1::"``. An IPv4-mapped IPv6 address (``::ffff:203.0.113.77``) is masked as
     the IPv4 address it carries, and so is the IPv4 part of a 6to4 address
-    (``2002:cb00:714d::1`` becomes ``2002:cb00:7100::``). A zone id (``fe80::1%eth0``) is dropped. Raises
-    ``ValueError`` for anything that is not an IP address or for a prefix out of range.
+    (``2002:cb00:714d::1`` becomes ``2002:cb00:7100::``). A zone id (``fe80::1%eth0``) is
+    dropped. Raises ``ValueError`` for anything that is not an IP address or for a prefix
+    out of range.
     """
     if isinstance(ipv4_prefix, bool) or not 0 <= ipv4_prefix <= 32:
         raise ValueError(f"ipv4_prefix {ipv4_prefix!r} must be between 0 and 32")

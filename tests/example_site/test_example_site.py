@@ -302,3 +302,32 @@ async def test_everything_is_live_after_accepting_all(client: httpx.AsyncClient)
     for needle in ("googletagmanager.com", "code.etracker.com", "youtube", "fbq(", "_paq"):
         assert any(needle in item for item in live), needle
     assert b"data-consentgate-service" not in home
+
+
+FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+
+async def test_requests_are_logged_masked_and_flushed_at_shutdown(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The example site writes ./logs/access-<today>.log; the app never sees the full address."""
+    monkeypatch.setenv(SECRET_ENV, "t" * 40)
+    monkeypatch.chdir(tmp_path)
+    from example_site.app import create_app
+
+    app = create_app()
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.77", 40123))
+    async with (
+        lifespan(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
+        response = await client.get(
+            "/strom?tarif=öko",
+            headers={"user-agent": FIREFOX_LINUX},
+        )
+        assert response.status_code == 200
+        assert "198.51.100.77" not in response.text
+    [log] = (tmp_path / "logs").iterdir()
+    [line] = log.read_text().splitlines()
+    assert line.startswith("198.51.100.0 - - [")
+    assert f'"GET /strom HTTP/1.1" 200 {len(response.content)} "-" "Firefox/128 (Linux)"' in line
