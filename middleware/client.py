@@ -42,6 +42,8 @@ class ClientAddressMiddleware:
     - The address is masked (``mask_ip``) and ``scope["client"]`` becomes
       ``(masked, 0)``: the port is dropped too. An address the proxy did not know
       (``Forwarded: for=unknown``) becomes ``None``.
+    - From a trusted proxy, ``X-Forwarded-Proto`` (or the client's ``proto=`` in
+      ``Forwarded``) sets ``scope["scheme"]``, so the app knows the visitor used HTTPS.
     - Every header that carries a client address (``ADDRESS_HEADERS``) is removed from
       the request the app sees.
     """
@@ -66,8 +68,25 @@ class ClientAddressMiddleware:
             if host is not None and self.trusted and self.trusted.contains(host):
                 values = [v for n, v in headers if n == self._header]
                 if values:
-                    hops = forwarded_for(values) if self._forwarded else x_forwarded_for(values)
-                    host = self.trusted.client(hops)
+                    scheme: str | None
+                    if self._forwarded:
+                        elements = forwarded_elements(values)
+                        hops = [node for node, _ in elements]
+                        index = self.trusted.client_index(hops)
+                        scheme = elements[index][1] if index is not None else None
+                    else:
+                        hops = x_forwarded_for(values)
+                        index = self.trusted.client_index(hops)
+                        scheme = _proto(
+                            [v for n, v in headers if n == b"x-forwarded-proto"], index, len(hops)
+                        )
+                    host = hops[index] if index is not None else None
+                    if scheme in ("http", "https"):
+                        # The scheme the visitor used with the first proxy: cookies' Secure
+                        # flag and the URLs the app builds depend on it.
+                        if scope["type"] == "websocket":
+                            scheme = "wss" if scheme == "https" else "ws"
+                        scope = {**scope, "scheme": scheme}
             headers = [(n, v) for n, v in headers if n not in ADDRESS_HEADERS]
         elif client is not None and client[1] == 0 and self._masked(host) == host:
             # Already masked by an outer instance: nothing to change, no copy to make.
@@ -104,6 +123,16 @@ class TrustedProxies:
         ip = _parse(address)
         return ip is not None and any(ip in network for network in self.networks)
 
+    def client_index(self, hops: Sequence[str | None]) -> int | None:
+        """Return the position of ``client(hops)`` in ``hops``, or ``None`` if unknown."""
+        for index in range(len(hops) - 1, -1, -1):
+            hop = hops[index]
+            if hop is None:
+                return None
+            if not self.contains(hop):
+                return index
+        return 0 if hops else None
+
     def client(self, hops: Sequence[str | None]) -> str | None:
         """Return the client at the end of a forwarding chain, walking it from the right.
 
@@ -113,12 +142,8 @@ class TrustedProxies:
         means the client is unknown (``None``); a chain of only trusted hops yields its
         leftmost address.
         """
-        for hop in reversed(hops):
-            if hop is None:
-                return None
-            if not self.contains(hop):
-                return hop
-        return hops[0] if hops else None
+        index = self.client_index(hops)
+        return hops[index] if index is not None else None
 
 
 def x_forwarded_for(values: Iterable[bytes]) -> list[str | None]:
@@ -138,20 +163,42 @@ def forwarded_for(values: Iterable[bytes]) -> list[str | None]:
     An element without ``for``, with ``for=unknown`` or an obfuscated node (``_hidden``)
     gives ``None``: the proxy did not say who the client was (RFC 7239 §6).
     """
-    hops: list[str | None] = []
+    return [node for node, _ in forwarded_elements(values)]
+
+
+def forwarded_elements(values: Iterable[bytes]) -> list[tuple[str | None, str | None]]:
+    """Return ``(for node, proto)`` of each element of all ``Forwarded`` lines, in order."""
+    elements: list[tuple[str | None, str | None]] = []
     for value in values:
         for element in _split_outside_quotes(value.decode("latin-1"), ","):
             node: str | None = None
+            proto: str | None = None
             for pair in _split_outside_quotes(element, ";"):
                 name, _, raw = pair.partition("=")
-                if name.strip().lower() == "for":
-                    raw = raw.strip()
-                    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
-                        raw = raw[1:-1].replace('\\"', '"')
+                name = name.strip().lower()
+                raw = raw.strip()
+                if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+                    raw = raw[1:-1].replace('\\"', '"')
+                if name == "for":
                     node = _strip_port(raw)
+                elif name == "proto":
+                    proto = raw.lower()
             if element.strip():
-                hops.append(node)
-    return hops
+                elements.append((node, proto))
+    return elements
+
+
+def _proto(values: list[bytes], index: int | None, hops: int) -> str | None:
+    """Return the ``X-Forwarded-Proto`` entry that belongs to the client's hop.
+
+    Proxies that append write one entry per hop, aligned with ``X-Forwarded-For``; a
+    single entry (the usual case: one proxy sets it) is the last proxy's view.
+    """
+    protos = [p.strip().lower() for v in values for p in v.decode("latin-1").split(",")]
+    protos = [p for p in protos if p]
+    if not protos or index is None:
+        return None
+    return protos[index] if len(protos) == hops else protos[-1]
 
 
 def _split_outside_quotes(text: str, separator: str) -> list[str]:

@@ -26,6 +26,7 @@ async def seen(request: Request) -> JSONResponse:
     return JSONResponse(
         {
             "client": list(request.client) if request.client else None,
+            "scheme": request.url.scheme,
             "headers": sorted({k for k in request.headers}),
             "values": " ".join(request.headers.values()),
         }
@@ -342,3 +343,49 @@ def test_bad_trusted_proxies_are_config_errors(proxies: list[str], message: str)
 def test_trusted_proxies_are_normalised() -> None:
     settings = IPSettings(trusted_proxies=["10.1.2.3/8", " ::1 "])
     assert settings.trusted_proxies == ["10.0.0.0/8", "::1/128"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "peer", "headers", "scheme"),
+    [
+        pytest.param(
+            PROXIES,
+            "127.0.0.1",
+            [("x-forwarded-for", "198.51.100.9"), ("x-forwarded-proto", "https")],
+            "https",
+            id="trusted-proxy-says-https",
+        ),
+        pytest.param(
+            PROXIES,
+            "198.51.100.200",
+            [("x-forwarded-for", "198.51.100.9"), ("x-forwarded-proto", "https")],
+            "http",
+            id="untrusted-sender-ignored",
+        ),
+        pytest.param(
+            PROXIES,
+            "127.0.0.1",
+            [("x-forwarded-for", "198.51.100.9, 10.0.0.5"), ("x-forwarded-proto", "https, http")],
+            "https",
+            id="per-hop-protos-take-the-clients",
+        ),
+        pytest.param(
+            PROXIES,
+            "127.0.0.1",
+            [("x-forwarded-for", "198.51.100.9"), ("x-forwarded-proto", "gopher")],
+            "http",
+            id="unknown-scheme-ignored",
+        ),
+        pytest.param(
+            IPSettings(trusted_proxies=["127.0.0.1", "10.0.0.0/8"], proxy_header="forwarded"),
+            "127.0.0.1",
+            [("forwarded", "for=192.0.2.43;proto=https, for=10.0.0.5;proto=http")],
+            "https",
+            id="forwarded-proto-of-the-client-element",
+        ),
+    ],
+)
+async def test_scheme_comes_from_trusted_proxies_only(
+    settings: IPSettings, peer: str, headers: Headers, scheme: str
+) -> None:
+    assert (await visit(settings, peer, headers))["scheme"] == scheme
