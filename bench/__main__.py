@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import banner, e2e, request_path, rewrite
+from bench import banner, e2e, privacy, request_path, rewrite
 
 
 def main() -> None:
@@ -10,6 +10,7 @@ def main() -> None:
     request_path.main()
     rewrite.main()
     e2e.main()
+    privacy.main()
     banner.main([])
 
 
