@@ -26,6 +26,7 @@ class AccessLogMiddleware:
     def __init__(self, app: ASGIApp, *, log: AccessLog) -> None:
         self.app = app
         self.log = log
+        self._started = False
         atexit.register(log.close)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -37,8 +38,10 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         log = self.log
-        if not log.running:
+        if not self._started:
+            # No lifespan from this server: start the writer with the first request.
             log.start()
+            self._started = True
         started = log.clock()
         status = 0
         size = 0
@@ -65,12 +68,6 @@ class AccessLogMiddleware:
         finally:
             if status == 0:
                 status = CLIENT_CLOSED
-            referrer = user_agent = None
-            for name, value in scope["headers"]:
-                if name == b"user-agent":
-                    user_agent = value
-                elif name == b"referer":
-                    referrer = value
             client = scope.get("client")
             log.add(
                 Entry(
@@ -82,8 +79,7 @@ class AccessLogMiddleware:
                     scope.get("http_version", "1.1"),
                     status,
                     size,
-                    referrer,
-                    user_agent,
+                    scope["headers"],
                 )
             )
 
@@ -94,6 +90,7 @@ class AccessLogMiddleware:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 log.start()
+                self._started = True
             elif message["type"] == "lifespan.shutdown":
                 log.close()
             return message

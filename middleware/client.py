@@ -33,6 +33,10 @@ ADDRESS_HEADERS = frozenset(
 )
 
 
+#: Masked addresses remembered per middleware (a visitor sends many requests).
+MASK_CACHE_SIZE = 16384
+
+
 class ClientAddressMiddleware:
     """Pure ASGI middleware that finds the visitor's address, masks it, and hides the rest.
 
@@ -56,55 +60,71 @@ class ClientAddressMiddleware:
         self._header = b"forwarded" if self._forwarded else b"x-forwarded-for"
         self._v4 = settings.ipv4_prefix
         self._v6 = settings.ipv6_prefix
+        self._cache: dict[str, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        client = scope.get("client")
-        host: str | None = client[0] if client else None
-        headers: list[tuple[bytes, bytes]] = scope["headers"]
-        if any(name in ADDRESS_HEADERS for name, _ in headers):
-            if host is not None and self.trusted and self.trusted.contains(host):
-                values = [v for n, v in headers if n == self._header]
-                if values:
-                    scheme: str | None
-                    if self._forwarded:
-                        elements = forwarded_elements(values)
-                        hops = [node for node, _ in elements]
-                        index = self.trusted.client_index(hops)
-                        scheme = elements[index][1] if index is not None else None
-                    else:
-                        hops = x_forwarded_for(values)
-                        index = self.trusted.client_index(hops)
-                        scheme = _proto(
-                            [v for n, v in headers if n == b"x-forwarded-proto"], index, len(hops)
-                        )
-                    host = hops[index] if index is not None else None
-                    if scheme in ("http", "https"):
-                        # The scheme the visitor used with the first proxy: cookies' Secure
-                        # flag and the URLs the app builds depend on it.
-                        if scope["type"] == "websocket":
-                            scheme = "wss" if scheme == "https" else "ws"
-                        scope = {**scope, "scheme": scheme}
-            headers = [(n, v) for n, v in headers if n not in ADDRESS_HEADERS]
-        elif client is not None and client[1] == 0 and self._masked(host) == host:
-            # Already masked by an outer instance: nothing to change, no copy to make.
-            await self.app(scope, receive, send)
-            return
-        masked = self._masked(host)
-        scope = {**scope, "client": (masked, 0) if masked is not None else None}
-        scope["headers"] = headers
+        if scope["type"] in ("http", "websocket"):
+            scope = self.rewrite(scope)
         await self.app(scope, receive, send)
+
+    def rewrite(self, scope: Scope) -> Scope:
+        """Return an HTTP or WebSocket scope as the app may see it (the same one if it is).
+
+        The server's scope is never changed: a changed one is a shallow copy.
+        """
+        client = scope.get("client")
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        if ADDRESS_HEADERS.isdisjoint(dict(headers)):  # the common case, at C speed
+            if client is None:
+                return scope
+            host = client[0]
+            masked = self._masked(host)
+            if client[1] == 0 and masked == host:
+                return scope  # already masked (an outer instance, or a proxy's port 0)
+            return {**scope, "client": (masked, 0) if masked is not None else None}
+        host = client[0] if client else None
+        if host is not None and self.trusted and self.trusted.contains(host):
+            values = [v for n, v in headers if n == self._header]
+            if values:
+                scheme: str | None
+                if self._forwarded:
+                    elements = forwarded_elements(values)
+                    hops = [node for node, _ in elements]
+                    index = self.trusted.client_index(hops)
+                    scheme = elements[index][1] if index is not None else None
+                else:
+                    hops = x_forwarded_for(values)
+                    index = self.trusted.client_index(hops)
+                    protos = [v for n, v in headers if n == b"x-forwarded-proto"]
+                    scheme = _proto(protos, index, len(hops))
+                host = hops[index] if index is not None else None
+                if scheme in ("http", "https"):
+                    # The scheme the visitor used with the first proxy: cookies' Secure
+                    # flag and the URLs the app builds depend on it.
+                    if scope["type"] == "websocket":
+                        scheme = "wss" if scheme == "https" else "ws"
+                    scope = {**scope, "scheme": scheme}
+        masked = self._masked(host)
+        return {
+            **scope,
+            "client": (masked, 0) if masked is not None else None,
+            "headers": [(n, v) for n, v in headers if n not in ADDRESS_HEADERS],
+        }
 
     def _masked(self, host: str | None) -> str | None:
         if host is None:
             return None
-        try:
-            return mask_ip(host, ipv4_prefix=self._v4, ipv6_prefix=self._v6)
-        except ValueError:
-            # Not an address at all (a Unix socket path, "testclient"): nothing to hide.
-            return host
+        masked = self._cache.get(host)
+        if masked is None:
+            try:
+                masked = mask_ip(host, ipv4_prefix=self._v4, ipv6_prefix=self._v6)
+            except ValueError:
+                # Not an address at all (a Unix socket path, "testclient"): nothing to hide.
+                masked = host
+            if len(self._cache) >= MASK_CACHE_SIZE:
+                self._cache.clear()
+            self._cache[host] = masked
+        return masked
 
 
 class TrustedProxies:

@@ -100,12 +100,16 @@ class ConsentMiddleware:
                 clock=time.time if clock is _utcnow else lambda: clock().timestamp(),
             )
             handler = AccessLogMiddleware(handler, log=self.access_log)
-        self._handler = ClientAddressMiddleware(handler, settings=settings.ip)
+        self._handler = handler
+        # Called, not stacked: one ASGI hop less on every request.
+        self.client_address = ClientAddressMiddleware(handler, settings=settings.ip)
 
     def __repr__(self) -> str:
         return f"ConsentMiddleware(app={self.app!r}, settings={self.settings!r})"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope = self.client_address.rewrite(scope)
         await self._handler(scope, receive, send)
 
     async def _consent(self, scope: Scope, receive: Receive, send: Send) -> None:

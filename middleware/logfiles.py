@@ -14,13 +14,14 @@ import collections
 import contextlib
 import errno
 import fcntl
+import functools
 import json
 import logging
 import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -56,8 +57,8 @@ class Entry(NamedTuple):
     http_version: str
     status: int
     size: int
-    referrer: bytes | None
-    user_agent: bytes | None
+    headers: Sequence[tuple[bytes, bytes]]
+    """The request headers; only ``Referer`` and ``User-Agent`` are read, by the writer."""
 
 
 @dataclass(frozen=True)
@@ -349,7 +350,37 @@ class _Stamps:
 
 def _escape(raw: bytes) -> str:
     """Escape a request-supplied value for a quoted combined-log field."""
+    if _UNSAFE.search(raw) is None:
+        return raw.decode("ascii")
     return _UNSAFE.sub(lambda m: f"\\x{m[0][0]:02x}".encode(), raw).decode("ascii")
+
+
+def _request_fields(headers: Sequence[tuple[bytes, bytes]]) -> tuple[bytes | None, bytes | None]:
+    """Return the ``Referer`` and ``User-Agent`` header values."""
+    referrer = agent = None
+    for name, value in headers:
+        if name == b"user-agent":
+            agent = value
+        elif name == b"referer":
+            referrer = value
+    return referrer, agent
+
+
+@functools.lru_cache(maxsize=4096)
+def _agent_field(header: bytes | None) -> str:
+    """Return the combined log's user-agent field: ``Firefox/120 (Windows)``, escaped."""
+    if header is None:
+        return "-"
+    browser = browser_summary(header.decode("latin-1"))
+    if browser.major:
+        return _escape(f"{browser.family}/{browser.major} ({browser.os})".encode())
+    return _escape(f"{browser.family} ({browser.os})".encode())
+
+
+@functools.lru_cache(maxsize=4096)
+def _referrer_field(header: bytes | None) -> str:
+    origin = referrer_origin(header)
+    return _escape(origin.encode()) if origin else "-"
 
 
 def referrer_origin(raw: bytes | None) -> str | None:
@@ -387,15 +418,7 @@ def format_combined(entry: Entry, when: str, keep_query: bool) -> str:
     ``203.0.113.0 - - [21/Nov/2026:09:15:02 +0000] "GET /strom HTTP/1.1" 200 5120
     "https://www.google.com" "Firefox/120 (Windows)"``
     """
-    browser = browser_summary(entry.user_agent.decode("latin-1")) if entry.user_agent else None
-    agent = "-"
-    if browser is not None:
-        agent = (
-            f"{browser.family}/{browser.major} ({browser.os})"
-            if browser.major
-            else (f"{browser.family} ({browser.os})")
-        )
-    origin = referrer_origin(entry.referrer)
+    referrer, agent = _request_fields(entry.headers)
     request = _escape(
         entry.method.encode("latin-1")
         + b" "
@@ -405,14 +428,14 @@ def format_combined(entry: Entry, when: str, keep_query: bool) -> str:
     )
     return (
         f'{entry.client or "-"} - - [{when}] "{request}" {entry.status} '
-        f"{entry.size if entry.size else '-'} "
-        f'"{_escape(origin.encode()) if origin else "-"}" "{_escape(agent.encode())}"\n'
+        f'{entry.size or "-"} "{_referrer_field(referrer)}" "{_agent_field(agent)}"\n'
     )
 
 
 def format_jsonl(entry: Entry, when: str, keep_query: bool) -> str:
     """Return the JSON Lines record of ``entry``: the same fields as the combined line."""
-    browser = browser_summary(entry.user_agent.decode("latin-1")) if entry.user_agent else None
+    referrer, agent = _request_fields(entry.headers)
+    browser = browser_summary(agent.decode("latin-1")) if agent is not None else None
     iso = datetime.fromtimestamp(int(entry.time), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     record = {
         "time": iso,
@@ -422,7 +445,7 @@ def format_jsonl(entry: Entry, when: str, keep_query: bool) -> str:
         "protocol": f"HTTP/{entry.http_version}",
         "status": entry.status,
         "bytes": entry.size,
-        "referrer": referrer_origin(entry.referrer),
+        "referrer": referrer_origin(referrer),
         "browser": browser.family if browser else None,
         "browser_version": (browser.major or None) if browser else None,
         "os": browser.os if browser else None,
