@@ -254,12 +254,21 @@ class CookieSettings(_Model):
 def _network(value: str) -> str:
     """Accept one IP address or CIDR network; return it normalised (``10.0.0.0/8``)."""
     try:
-        return str(ipaddress.ip_network(value.strip(), strict=False))
+        network = ipaddress.ip_network(value.strip(), strict=False)
     except ValueError:
         raise ValueError(
             f"{value!r} is not an IP address or network; use e.g. '127.0.0.1', '::1' "
             "or '10.0.0.0/8'"
         ) from None
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_MAPPED):
+        # Peers in IPv4-mapped form are compared as IPv4, so the entry must be IPv4 too.
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:
+            network = ipaddress.ip_network(f"{mapped}/{max(network.prefixlen - 96, 0)}")
+    return str(network)
+
+
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
 #: An IP address or a CIDR network, e.g. ``10.0.0.0/8``.

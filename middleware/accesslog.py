@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,22 +27,28 @@ class AccessLogMiddleware:
     def __init__(self, app: ASGIApp, *, log: AccessLog) -> None:
         self.app = app
         self.log = log
-        self._started = False
+        self._pid = -1  # the process whose writer thread this middleware has started
         atexit.register(log.close)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
+            # Start now, not when the app asks for the startup message: an app that refuses
+            # the lifespan (Django's handler raises) must still get its start-up sweep and
+            # the periodic sweeps without waiting for traffic.
+            self.log.start()
+            self._pid = self.log.pid
             await self.app(scope, self._lifespan_receive(receive), send)
             return
         if kind != "http":
             await self.app(scope, receive, send)
             return
         log = self.log
-        if not self._started:
-            # No lifespan from this server: start the writer with the first request.
+        if log.pid != self._pid:
+            # No lifespan from this server, or a worker forked after the log started:
+            # start this process's writer with its first request.
             log.start()
-            self._started = True
+            self._pid = log.pid
         started = log.clock()
         status = 0
         size = 0
@@ -61,6 +68,10 @@ class AccessLogMiddleware:
 
         try:
             await self.app(scope, receive, logged_send)
+        except asyncio.CancelledError:
+            if status == 0:
+                status = CLIENT_CLOSED  # servers cancel the app when the visitor goes away
+            raise
         except BaseException:
             if status == 0:
                 status = 500  # what the server answers for an exception before a response
@@ -74,6 +85,7 @@ class AccessLogMiddleware:
                     started,
                     client[0] if client else None,
                     scope["method"],
+                    # Some servers put the query into raw_path too; it is cut off in the writer.
                     scope.get("raw_path") or scope["path"].encode("utf-8"),
                     scope.get("query_string", b""),
                     scope.get("http_version", "1.1"),
@@ -90,7 +102,6 @@ class AccessLogMiddleware:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 log.start()
-                self._started = True
             elif message["type"] == "lifespan.shutdown":
                 log.close()
             return message

@@ -11,6 +11,9 @@ from consentgate.config import ConfigError
 from consentgate.consent import cli as ledger
 from consentgate.middleware.logfiles import expired_files, sweep
 
+#: The bound of ``[access_log] retention_days``, applied to the flag as well.
+MAX_RETENTION_DAYS = 3650
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 check failed, 2 usage/config)."""
@@ -59,7 +62,12 @@ def _parser() -> argparse.ArgumentParser:
         help="pretend it is this UTC date/time (default: now), e.g. 2026-11-21",
     )
     sweep_.add_argument("--dry-run", action="store_true", help="list what would be deleted")
-    sweep_.add_argument("--directory", metavar="DIR", help="overrides [access_log] directory")
+    sweep_.add_argument(
+        "--directory",
+        metavar="DIR",
+        help="overrides [access_log] directory (a relative one is taken from the current "
+        "directory, so give cron an absolute path)",
+    )
     sweep_.add_argument(
         "--retention-days", type=int, metavar="N", help="overrides [access_log] retention_days"
     )
@@ -85,8 +93,11 @@ def _sweep(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if days < 1:
-        print(f"consentgate: --retention-days {days!r} must be 1 or more", file=sys.stderr)
+    if not 1 <= days <= MAX_RETENTION_DAYS:
+        print(
+            f"consentgate: --retention-days {days!r} must be between 1 and {MAX_RETENTION_DAYS}",
+            file=sys.stderr,
+        )
         return 2
     today = (args.now or datetime.now(UTC)).astimezone(UTC).date()
     try:
@@ -94,6 +105,12 @@ def _sweep(args: argparse.Namespace) -> int:
             paths = expired_files(directory, days, today)
         else:
             paths = sweep(directory, days, today)
+    except OverflowError:
+        print(
+            f"consentgate: --now {today.isoformat()} minus {days} day(s) is before year 1",
+            file=sys.stderr,
+        )
+        return 2
     except OSError as exc:
         print(f"consentgate: cannot sweep {directory!r}: {exc.strerror}", file=sys.stderr)
         return 2

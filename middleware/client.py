@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -29,6 +30,11 @@ ADDRESS_HEADERS = frozenset(
         b"x-azure-clientip",
         b"x-envoy-external-address",
         b"client-ip",
+        b"cf-connecting-ipv6",
+        b"fly-client-ip",
+        b"x-vercel-forwarded-for",
+        b"x-appengine-user-ip",
+        b"x-forwarded-client-ip",
     )
 )
 
@@ -116,11 +122,12 @@ class ClientAddressMiddleware:
             return None
         masked = self._cache.get(host)
         if masked is None:
-            try:
-                masked = mask_ip(host, ipv4_prefix=self._v4, ipv6_prefix=self._v6)
-            except ValueError:
-                # Not an address at all (a Unix socket path, "testclient"): nothing to hide.
-                masked = host
+            address = _strip_port(host) if host else None
+            if address is None:
+                # Not an address (a Unix socket, "testclient"): nothing worth keeping, and
+                # nothing the app could mistake for one.
+                return None
+            masked = mask_ip(address, ipv4_prefix=self._v4, ipv6_prefix=self._v6)
             if len(self._cache) >= MASK_CACHE_SIZE:
                 self._cache.clear()
             self._cache[host] = masked
@@ -187,24 +194,59 @@ def forwarded_for(values: Iterable[bytes]) -> list[str | None]:
 
 
 def forwarded_elements(values: Iterable[bytes]) -> list[tuple[str | None, str | None]]:
-    """Return ``(for node, proto)`` of each element of all ``Forwarded`` lines, in order."""
+    """Return ``(for node, proto)`` of each element of all ``Forwarded`` lines, in order.
+
+    Parsed strictly (RFC 7239 §4: ``token=token`` or ``token="quoted-string"`` pairs). A
+    line that does not parse counts as one element with an unknown node: a visitor could
+    otherwise open a quoted string that swallows what the proxy appended to the same line.
+    """
     elements: list[tuple[str | None, str | None]] = []
     for value in values:
-        for element in _split_outside_quotes(value.decode("latin-1"), ","):
-            node: str | None = None
-            proto: str | None = None
-            for pair in _split_outside_quotes(element, ";"):
-                name, _, raw = pair.partition("=")
-                name = name.strip().lower()
-                raw = raw.strip()
-                if len(raw) >= 2 and raw[0] == raw[-1] == '"':
-                    raw = raw[1:-1].replace('\\"', '"')
-                if name == "for":
-                    node = _strip_port(raw)
-                elif name == "proto":
-                    proto = raw.lower()
-            if element.strip():
-                elements.append((node, proto))
+        parsed = _parse_forwarded(value.decode("latin-1"))
+        if parsed is None:
+            elements.append((None, None))
+            continue
+        for pairs in parsed:
+            node = _strip_port(pairs["for"]) if "for" in pairs else None
+            proto = pairs.get("proto", "").lower() or None
+            elements.append((node, proto))
+    return elements
+
+
+_TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_PAIR = re.compile(
+    rf'[ \t]*({_TCHARS})=({_TCHARS}|"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\t\x20-\x7e])*")[ \t]*'
+)
+
+
+def _parse_forwarded(line: str) -> list[dict[str, str]] | None:
+    """Return the elements of one ``Forwarded`` line as name -> value maps, or ``None``."""
+    elements: list[dict[str, str]] = []
+    pairs: dict[str, str] = {}
+    position, end = 0, len(line)
+    while position < end:
+        if line[position] in " \t,":  # empty list elements are allowed (RFC 7230 §7)
+            if line[position] == "," and pairs:
+                elements.append(pairs)
+                pairs = {}
+            position += 1
+            continue
+        match = _PAIR.match(line, position)
+        if match is None:
+            return None
+        name, value = match[1].lower(), match[2]
+        if value.startswith('"'):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        if name in pairs:
+            return None  # a parameter twice in one element is malformed (§4)
+        pairs[name] = value
+        position = match.end()
+        if position < end and line[position] == ";":
+            position += 1
+        elif position < end and line[position] != ",":
+            return None
+    if pairs:
+        elements.append(pairs)
     return elements
 
 
@@ -219,21 +261,6 @@ def _proto(values: list[bytes], index: int | None, hops: int) -> str | None:
     if not protos or index is None:
         return None
     return protos[index] if len(protos) == hops else protos[-1]
-
-
-def _split_outside_quotes(text: str, separator: str) -> list[str]:
-    """Split ``text`` at ``separator`` except inside double-quoted strings."""
-    parts: list[str] = []
-    start = 0
-    quoted = False
-    for index, char in enumerate(text):
-        if char == '"':
-            quoted = not quoted
-        elif char == separator and not quoted:
-            parts.append(text[start:index])
-            start = index + 1
-    parts.append(text[start:])
-    return parts
 
 
 def _strip_port(node: str) -> str | None:

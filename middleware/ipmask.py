@@ -18,9 +18,11 @@ def mask_ip(address: str, *, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> st
     dropped. Raises ``ValueError`` for anything that is not an IP address or for a prefix
     out of range.
     """
-    if isinstance(ipv4_prefix, bool) or not 0 <= ipv4_prefix <= 32:
+    if not isinstance(address, str):
+        raise ValueError(f"address {address!r} must be a string such as '203.0.113.7'")
+    if type(ipv4_prefix) is not int or not 0 <= ipv4_prefix <= 32:
         raise ValueError(f"ipv4_prefix {ipv4_prefix!r} must be between 0 and 32")
-    if isinstance(ipv6_prefix, bool) or not 0 <= ipv6_prefix <= 128:
+    if type(ipv6_prefix) is not int or not 0 <= ipv6_prefix <= 128:
         raise ValueError(f"ipv6_prefix {ipv6_prefix!r} must be between 0 and 128")
     text = address.strip().split("%", 1)[0]
     # inet_pton/inet_ntop (C) instead of the ipaddress module: a visitor's first request

@@ -21,6 +21,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -44,6 +45,11 @@ WARN_EVERY_SECONDS = 60.0
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # Apache's ap_escape_logitem: quote, backslash and anything unprintable become escapes.
 _UNSAFE = re.compile(rb'[^\x20-\x7e]|["\\]')
+_ADDRESS = re.compile(r"^[0-9a-fA-F:.]{2,45}$")
+# A referrer's host: a name or IPv4 address, or a bracketed IPv6 address; then a port.
+_ORIGIN_HOST = re.compile(
+    r"^(?:[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?|\[[0-9a-f:.]+\])(?::\d{1,5})?$"
+)
 
 
 class Entry(NamedTuple):
@@ -114,6 +120,9 @@ class AccessLog:
         self._dropped = 0  # counted on the writer's thread
         self._last_error: str | None = None
         self._last_warning = 0.0
+        self.pid = 0
+        """The process whose writer thread runs (0: none started in this process)."""
+        _LOGS.add(self)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -127,6 +136,26 @@ class AccessLog:
 
     def __repr__(self) -> str:
         return f"AccessLog(directory={str(self.directory)!r}, format={self.settings.format!r})"
+
+    def _after_fork(self) -> None:
+        """Reset what a forked worker must not share with its parent (threads, locks, fds).
+
+        Each process needs its own descriptors: ``flock`` locks belong to the open file
+        description, so a shared one would not keep parent and child apart. Entries queued
+        before the fork stay with the parent, which writes them.
+        """
+        self._queue = collections.deque()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = None
+        self._lock = threading.Lock()
+        self._flushing = threading.Lock()
+        for fd, _, _ in self._files.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._files = {}
+        self._written = self._dropped = self._dropped_full_queue = 0
+        self.pid = 0
 
     def add(self, entry: Entry) -> None:
         """Queue one request's entry; drop (and count) it when the queue is full."""
@@ -143,6 +172,7 @@ class AccessLog:
             if self._thread is not None and self._thread.is_alive():
                 return
             self._stop.clear()
+            self.pid = os.getpid()
             self._thread = threading.Thread(
                 target=self._run, name="consentgate-access-log", daemon=True
             )
@@ -195,8 +225,12 @@ class AccessLog:
         days: dict[str, list[str]] = {}
         stamp = _Stamps()
         for entry in entries:
-            day, when = stamp(entry.time)
-            days.setdefault(day, []).append(self._format(entry, when, self._keep_query))
+            try:
+                day, when = stamp(entry.time)
+                days.setdefault(day, []).append(self._format(entry, when, self._keep_query))
+            except Exception:  # one odd entry must not take the batch with it
+                self._dropped += 1
+                logger.exception("access log: an entry could not be formatted; dropped")
         for day, lines in days.items():
             self._append(day, "".join(lines).encode("utf-8"), len(lines))
 
@@ -282,6 +316,19 @@ class AccessLog:
         info = os.fstat(fd)
         self._files[day] = (fd, info.st_dev, info.st_ino)
         return fd
+
+
+#: Every AccessLog of this process, reset in a child after ``fork`` (gunicorn --preload).
+_LOGS: weakref.WeakSet[AccessLog] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for log in list(_LOGS):
+        log._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def sweep(directory: str | os.PathLike[str], retention_days: int, today: date) -> list[Path]:
@@ -378,6 +425,12 @@ def _agent_field(header: bytes | None) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
+def _client_field(client: str | None) -> str:
+    """Return the address field; anything but an address (a socket name) becomes ``-``."""
+    return client if client is not None and _ADDRESS.match(client) else "-"
+
+
+@functools.lru_cache(maxsize=4096)
 def _referrer_field(header: bytes | None) -> str:
     origin = referrer_origin(header)
     return _escape(origin.encode()) if origin else "-"
@@ -401,15 +454,16 @@ def referrer_origin(raw: bytes | None) -> str | None:
         if index != -1:
             end = min(end, index)
     host = rest[:end].rsplit("@", 1)[-1].lower()  # user:password@ never survives
-    if not host or any(c in host for c in ' "\\<>'):
-        return None
+    if not _ORIGIN_HOST.match(host):
+        return None  # ";jsessionid=..." and other path data hidden before the first "/"
     return f"{scheme.lower()}://{host}"
 
 
 def _target(entry: Entry, keep_query: bool) -> bytes:
+    path = entry.path.split(b"?", 1)[0]
     if keep_query and entry.query:
-        return entry.path + b"?" + entry.query
-    return entry.path
+        return path + b"?" + entry.query
+    return path
 
 
 def format_combined(entry: Entry, when: str, keep_query: bool) -> str:
@@ -427,7 +481,7 @@ def format_combined(entry: Entry, when: str, keep_query: bool) -> str:
         + entry.http_version.encode("latin-1")
     )
     return (
-        f'{entry.client or "-"} - - [{when}] "{request}" {entry.status} '
+        f'{_client_field(entry.client)} - - [{when}] "{request}" {entry.status} '
         f'{entry.size or "-"} "{_referrer_field(referrer)}" "{_agent_field(agent)}"\n'
     )
 

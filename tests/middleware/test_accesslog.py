@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -272,6 +273,9 @@ async def test_request_line_is_escaped_so_a_line_cannot_be_forged(
         pytest.param(b"https://user:pw@example.de/x", "https://example.de", id="userinfo"),
         pytest.param(b"https://example.de:8443#frag", "https://example.de:8443", id="port"),
         pytest.param(b"android-app://com.google.android.gm/", None, id="app"),
+        pytest.param(b"http://www.example.com;jsessionid=abc/x", None, id="path-data-in-host"),
+        pytest.param(b"http://[2001:db8::1]:8080/x", "http://[2001:db8::1]:8080", id="ipv6"),
+        pytest.param(b"https://exa mple.de/", None, id="space"),
         pytest.param(b"/relative", None, id="relative"),
         pytest.param(b"", None, id="empty"),
     ],
@@ -526,3 +530,93 @@ def test_an_unusable_directory_is_a_clear_error(tmp_path: Path) -> None:
         AccessLog(AccessLogSettings(directory=str(blocker / "logs")))
     with pytest.raises(AccessLogError, match="not set"):
         AccessLog(AccessLogSettings())
+
+
+async def test_an_app_that_refuses_the_lifespan_still_gets_its_sweeps(
+    logs: Path, opened: list[AccessLog]
+) -> None:
+    """Django's ASGI handler raises on the lifespan scope; the sweeps must not wait for traffic."""
+
+    async def no_lifespan(scope: Any, receive: Any, send: Any) -> None:
+        raise ValueError("lifespan not supported")
+
+    touch_days(logs, date(2026, 11, 21), range(89, 93))
+    log = make_log(opened, logs, sweep_every=0.05)
+    with pytest.raises(ValueError, match="not supported"):
+        await AccessLogMiddleware(no_lifespan, log=log)({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
+    _wait_for(lambda: ages_left(logs, date(2026, 11, 21)) == [89, 90])
+    assert log.running
+
+
+def test_a_forked_worker_writes_with_its_own_thread_and_descriptors(logs: Path) -> None:
+    """gunicorn --preload: the log started in the master, then workers fork."""
+    script = textwrap.dedent(
+        """
+        import os, sys
+        from consentgate.config import AccessLogSettings
+        from consentgate.middleware.logfiles import AccessLog, Entry
+        log = AccessLog(AccessLogSettings(directory=sys.argv[1]), clock=lambda: 1795252502.0)
+        def entry(n): return Entry(1795252502.0, "203.0.113.0", "GET", f"/{n}".encode(),
+                                   b"", "1.1", 200, n, ())
+        log.start()
+        log.add(entry(0))
+        log.flush()
+        children = []
+        for worker in (1, 2):
+            pid = os.fork()
+            if pid == 0:
+                assert not log.running and log.pid == 0 and log.stats().queued == 0
+                log.start()
+                for n in range(worker * 1000, worker * 1000 + 500):
+                    log.add(entry(n))
+                log.close()
+                os._exit(0 if log.stats().written == 500 else 3)
+            children.append(pid)
+        codes = [os.waitpid(pid, 0)[1] for pid in children]
+        log.close()
+        print(codes, log.stats().written)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(logs)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[0,", "0]", "1"]
+    sizes = sorted(m["size"] for m in map(COMBINED.match, lines(logs)) if m)
+    expected = sorted([str(n) for w in (1, 2) for n in range(w * 1000, w * 1000 + 500)] + ["-"])
+    assert sizes == expected  # every worker line once, and the master's (0 bytes: "-")
+
+
+async def test_a_cancelled_request_is_logged_as_499(logs: Path, opened: list[AccessLog]) -> None:
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        raise asyncio.CancelledError
+
+    log = make_log(opened, logs)
+    scope: dict[str, Any] = {"type": "http", "method": "GET", "path": "/x", "headers": []}
+    with pytest.raises(asyncio.CancelledError):
+        await call(AccessLogMiddleware(slow, log=log), scope)
+    log.flush()
+    assert '"GET /x HTTP/1.1" 499 - ' in lines(logs)[0]
+
+
+async def test_a_query_in_raw_path_is_cut_too(logs: Path, opened: list[AccessLog]) -> None:
+    async def ok(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    log = make_log(opened, logs)
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "GET",
+        "path": "/suche",
+        "raw_path": b"/suche?q=max+mustermann",
+        "query_string": b"q=max+mustermann",
+        "headers": [(b"user-agent", b"jane.doe_MusterStrasse12 Spider/3")],
+        "client": ("/run/app.sock", 0),
+    }
+    await call(AccessLogMiddleware(ok, log=log), scope)
+    log.flush()
+    [line] = lines(logs)
+    assert (
+        line == '- - - [21/Nov/2026:09:15:02 +0000] "GET /suche HTTP/1.1" 204 - "-" "Other (Other)"'
+    )

@@ -79,7 +79,7 @@ def test_a_bad_date_is_named(config: Path, capsys: pytest.CaptureFixture[str]) -
 def test_zero_retention_is_refused(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["--config", str(config), "logs", "sweep", "--retention-days", "0", "--directory", "x"]
     assert main(args) == 2
-    assert "--retention-days 0 must be 1 or more" in capsys.readouterr().err
+    assert "--retention-days 0 must be between 1 and 3650" in capsys.readouterr().err
 
 
 def test_without_a_directory_it_says_how_to_set_one(
@@ -109,3 +109,19 @@ def test_installed_command_runs(config: Path, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "deleted" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        pytest.param(["--retention-days", "100000000"], "between 1 and 3650", id="huge"),
+        pytest.param(["--now", "0001-01-05"], "is before year 1", id="year-one"),
+    ],
+)
+def test_out_of_range_values_are_errors_not_tracebacks(
+    tmp_path: Path, extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--config", str(tmp_path / "none.toml"), "logs", "sweep", "--directory"]
+    args += [str(tmp_path), "--retention-days", "30", *extra]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err

@@ -389,3 +389,69 @@ async def test_scheme_comes_from_trusted_proxies_only(
     settings: IPSettings, peer: str, headers: Headers, scheme: str
 ) -> None:
     assert (await visit(settings, peer, headers))["scheme"] == scheme
+
+
+FORWARDED = IPSettings(trusted_proxies=["127.0.0.1"], proxy_header="forwarded")
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        pytest.param(
+            [("forwarded", 'for=9.9.9.9;x=", for=198.51.100.7')],
+            None,
+            id="open-quote-swallowing-the-proxys-element-on-one-line",
+        ),
+        pytest.param(
+            [("forwarded", 'for=9.9.9.9;x="'), ("forwarded", "for=198.51.100.7")],
+            "198.51.100.0",
+            id="open-quote-on-the-visitors-own-line",
+        ),
+        pytest.param(
+            [("forwarded", 'for="9.9.9.9\\", for=198.51.100.7')],
+            None,
+            id="escaped-quote-inside-value",
+        ),
+        pytest.param(
+            [("forwarded", "for=9.9.9.9;for=8.8.8.8, for=198.51.100.7")],
+            None,
+            id="parameter-twice-in-an-element",
+        ),
+        pytest.param(
+            [("forwarded", "for=9.9.9.9 garbage, for=198.51.100.7")],
+            None,
+            id="junk-between-pairs",
+        ),
+    ],
+)
+async def test_malformed_forwarded_never_lets_the_visitor_choose(
+    headers: Headers, expected: str | None
+) -> None:
+    """A line that does not parse is one unknown hop: the walk stops there, unspoofed."""
+    app_view = await visit(FORWARDED, "127.0.0.1", headers)
+    assert app_view["client"] == ([expected, 0] if expected is not None else None)
+
+
+@pytest.mark.parametrize(
+    ("peer", "expected"),
+    [
+        pytest.param("[2001:db8::1]", ["2001:db8::", 0], id="bracketed"),
+        pytest.param("203.0.113.77:5555", ["203.0.113.0", 0], id="with-port"),
+        pytest.param("testclient", None, id="not-an-address"),
+        pytest.param("/run/app.sock", None, id="socket-path"),
+    ],
+)
+async def test_odd_peers_never_reach_the_app_unmasked(peer: str, expected: Any) -> None:
+    assert (await visit(IPSettings(), peer))["client"] == expected
+
+
+def test_mapped_trusted_proxies_are_compared_as_ipv4() -> None:
+    settings = IPSettings(trusted_proxies=["::ffff:127.0.0.1", "::ffff:10.0.0.0/104"])
+    assert settings.trusted_proxies == ["127.0.0.1/32", "10.0.0.0/8"]
+    assert TrustedProxies(settings.trusted_proxies).contains("::ffff:10.1.2.3")
+
+
+async def test_cloud_address_headers_are_removed_too() -> None:
+    headers = [(name, "198.51.100.9") for name in ("cf-connecting-ipv6", "fly-client-ip")]
+    headers += [("x-vercel-forwarded-for", "198.51.100.9")]
+    assert "198.51.100.9" not in (await visit(IPSettings(), "203.0.113.5", headers))["values"]

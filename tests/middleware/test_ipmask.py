@@ -33,6 +33,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import string
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -522,3 +523,18 @@ def test_any_ipv6_prefix_out_of_range_is_refused(prefix: int) -> None:
     with pytest.raises(ValueError, match="ipv6_prefix") as refused:
         mask_ip("2001:db8::1", ipv6_prefix=prefix)
     assert _mentions(str(refused.value), prefix)
+
+
+@pytest.mark.parametrize(
+    ("address", "options"),
+    [
+        pytest.param(b"203.0.113.7", {}, id="bytes"),
+        pytest.param(None, {}, id="none"),
+        pytest.param(3405803783, {}, id="int"),
+        pytest.param("203.0.113.7", {"ipv4_prefix": 24.0}, id="float-prefix"),
+        pytest.param("2001:db8::1", {"ipv6_prefix": "48"}, id="str-prefix"),
+    ],
+)
+def test_wrong_types_are_value_errors_naming_the_value(address: Any, options: Any) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        mask_ip(address, **options)

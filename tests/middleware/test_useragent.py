@@ -74,3 +74,20 @@ def test_consent_records_keep_no_version() -> None:
 def test_long_headers_are_cut_before_parsing() -> None:
     long = AGENTS[2] + " x" * 10_000
     assert browser_summary(long) == browser_summary(long[:MAX_UA_CHARS])
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "jane.doe_MusterStrasse12 Spider/3",
+        "MaxMustermannBot/1.0",
+        "Erika_Musterfrau/1.0 CFNetwork/1494.0.7 Darwin/23.4.0",
+        "Mozilla/5.0 (compatible; jane@example.org crawler)",
+    ],
+)
+def test_free_text_a_sender_chose_never_becomes_the_family(header: str) -> None:
+    """Some crawler rules copy the header's text into the family; those become "Other"."""
+    summary = browser_summary(header)
+    assert summary.family == "Other"
+    for fragment in ("jane", "Muster", "Erika", "example"):
+        assert fragment not in summary.family + summary.os
