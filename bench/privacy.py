@@ -34,6 +34,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,16 @@ VARIANTS = (
         "consent_logged", "consent_logged", "  + [access_log] directory", True, "consent", None
     ),
 )
+#: A second bare server: the control pair of the paired part (bare against bare).
+CONTROL = Variant("bare_again", "bare", "bare app, second server", False, None, None)
+#: (variant, baseline, target) loaded at the same time on the same CPU, round after round.
+PAIRS = (
+    ("bare_again", "bare", None),
+    ("logged", "bare", 0.9),
+    ("consent_logged", "bare", None),
+    ("consent_logged", "consent", None),
+)
+PAIRED_ROUNDS = 5
 
 
 # --- The request mix ----------------------------------------------------------------------------
@@ -520,6 +531,7 @@ class EndToEnd:
     checks: dict[str, LogCheck]
     rounds: dict[str, list[float]]  # the per-round ratios to the bare app
     rounds_rates: dict[str, list[float]]  # the per-round req/s
+    paired: dict[tuple[str, str], list[float]]  # per-round ratios under simultaneous load
 
 
 def check_log(loaded: Loaded, mix: Mix) -> LogCheck:
@@ -550,8 +562,9 @@ def end_to_end(mix: Mix, folder: Path) -> EndToEnd:
     to_bare: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
     to_baseline: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
     running: list[Loaded] = []
+    paired: dict[tuple[str, str], list[float]] = {(a, b): [] for a, b, _ in PAIRS}
     with ExitStack() as stack:
-        for variant in VARIANTS:
+        for variant in (*VARIANTS, CONTROL):
             logs = folder / f"logs-{variant.name}" if variant.logs else None
             state = folder / f"state-{variant.name}"
             state.mkdir()
@@ -568,11 +581,12 @@ def end_to_end(mix: Mix, folder: Path) -> EndToEnd:
                 raise RuntimeError(f"{loaded.variant.name} {PATH}: HTTP {status} {body[:80]!r}")
         for loaded in running:
             loaded.load(WARMUP_SECONDS, script)
+        sequential = [loaded for loaded in running if loaded.variant is not CONTROL]
         for index in range(ROUNDS):
             round_rates = {}
             # Forward, then backward (serpentine): each variant runs next to its baseline,
             # and a drift of the machine's speed during a round hits both sides alike.
-            for loaded in running if index % 2 == 0 else running[::-1]:
+            for loaded in sequential if index % 2 == 0 else sequential[::-1]:
                 round_rates[loaded.variant.name] = loaded.load(SECONDS, script).rate
             for variant in VARIANTS:
                 rate = round_rates[variant.name]
@@ -580,6 +594,15 @@ def end_to_end(mix: Mix, folder: Path) -> EndToEnd:
                 to_bare[variant.name].append(rate / round_rates["bare"])
                 base = variant.baseline or variant.name
                 to_baseline[variant.name].append(rate / round_rates[base])
+        by_name = {loaded.variant.name: loaded for loaded in running}
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for _ in range(PAIRED_ROUNDS):
+                for name, base, _ in PAIRS:
+                    # Both loaded at once: whatever slows the shared server CPU down slows
+                    # both sides alike, which sequential rounds on this machine cannot give.
+                    runs = [pool.submit(by_name[n].load, SECONDS, script) for n in (name, base)]
+                    mine, theirs = (run.result().rate for run in runs)
+                    paired[(name, base)].append(mine / theirs)
         for loaded in running:
             if loaded.logs is not None:
                 time.sleep(2 * FLUSH_SECONDS)  # let the writer write what is queued
@@ -597,6 +620,7 @@ def end_to_end(mix: Mix, folder: Path) -> EndToEnd:
         checks=checks,
         rounds=to_bare,
         rounds_rates=rates,
+        paired=paired,
     )
 
 
@@ -859,6 +883,20 @@ def print_end_to_end(result: EndToEnd, mix: Mix) -> None:
         print(line)
     bare = result.rounds_rates["bare"]
     print(f"  (the bare app's rounds ran at {min(bare):.0f}-{max(bare):.0f} req/s)")
+    print(
+        f"  paired: both servers loaded at the same time on the same CPU, {PAIRED_ROUNDS} "
+        f"rounds of {SECONDS}s, median (range) of the per-round ratios"
+    )
+    for name, base, target in PAIRS:
+        ratios = result.paired[(name, base)]
+        label = next(v.label for v in (*VARIANTS, CONTROL) if v.name == name).strip()
+        line = (
+            f"    {label + ' vs ' + base:<48}{statistics.median(ratios):5.2f}  "
+            f"({min(ratios):.2f}-{max(ratios):.2f})"
+        )
+        if target is not None:
+            line += f"  (>= {target})"
+        print(line)
     for variant in VARIANTS:
         check = result.checks.get(variant.name)
         if check is None:
