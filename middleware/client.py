@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Iterable, Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -141,14 +142,21 @@ class TrustedProxies:
         self.networks: tuple[IPNetwork, ...] = tuple(
             ipaddress.ip_network(n, strict=False) for n in networks
         )
+        self._known: dict[str, bool] = {}
 
     def __bool__(self) -> bool:
         return bool(self.networks)
 
     def contains(self, address: str) -> bool:
         """Return whether ``address`` (a textual IP) belongs to a trusted proxy."""
-        ip = _parse(address)
-        return ip is not None and any(ip in network for network in self.networks)
+        known = self._known.get(address)
+        if known is None:
+            ip = _parse(address)
+            known = ip is not None and any(ip in network for network in self.networks)
+            if len(self._known) >= MASK_CACHE_SIZE:
+                self._known.clear()
+            self._known[address] = known
+        return known
 
     def client_index(self, hops: Sequence[str | None]) -> int | None:
         """Return the position of ``client(hops)`` in ``hops``, or ``None`` if unknown."""
@@ -270,7 +278,11 @@ def _strip_port(node: str) -> str | None:
         node = node[1:end] if end > 0 else ""
     elif node.count(":") == 1:
         node = node.split(":", 1)[0]
-    return node if _parse(node) is not None else None
+    try:  # inet_pton (C) first: this runs for every hop of every forwarded request
+        socket.inet_pton(socket.AF_INET6 if ":" in node else socket.AF_INET, node)
+        return node
+    except (OSError, ValueError):
+        return node if _parse(node) is not None else None  # zone ids: fe80::1%eth0
 
 
 def _parse(address: str) -> IPAddress | None:

@@ -425,6 +425,15 @@ def _agent_field(header: bytes | None) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
+def _request_field(method: str, path: bytes, query: bytes, version: str) -> str:
+    """Return the escaped request line ``GET /strom HTTP/1.1`` (sites repeat their paths)."""
+    target = path.split(b"?", 1)[0]
+    if query:
+        target += b"?" + query
+    return _escape(method.encode("latin-1") + b" " + target + b" HTTP/" + version.encode("latin-1"))
+
+
+@functools.lru_cache(maxsize=4096)
 def _client_field(client: str | None) -> str:
     """Return the address field; anything but an address (a socket name) becomes ``-``."""
     return client if client is not None and _ADDRESS.match(client) else "-"
@@ -472,17 +481,14 @@ def format_combined(entry: Entry, when: str, keep_query: bool) -> str:
     ``203.0.113.0 - - [21/Nov/2026:09:15:02 +0000] "GET /strom HTTP/1.1" 200 5120
     "https://www.google.com" "Firefox/120 (Windows)"``
     """
-    referrer, agent = _request_fields(entry.headers)
-    request = _escape(
-        entry.method.encode("latin-1")
-        + b" "
-        + _target(entry, keep_query)
-        + b" HTTP/"
-        + entry.http_version.encode("latin-1")
+    headers = dict(entry.headers)
+    request = _request_field(
+        entry.method, entry.path, entry.query if keep_query else b"", entry.http_version
     )
     return (
         f'{_client_field(entry.client)} - - [{when}] "{request}" {entry.status} '
-        f'{entry.size or "-"} "{_referrer_field(referrer)}" "{_agent_field(agent)}"\n'
+        f'{entry.size or "-"} "{_referrer_field(headers.get(b"referer"))}" '
+        f'"{_agent_field(headers.get(b"user-agent"))}"\n'
     )
 
 
