@@ -80,6 +80,9 @@ class AccessLogMiddleware:
             if status == 0:
                 status = CLIENT_CLOSED
             client = scope.get("client")
+            # Only bytes and numbers in the entry: the garbage collector stops tracking such
+            # tuples, whereas entries holding the header list would be scanned while queued.
+            headers = dict(scope["headers"])
             log.add(
                 Entry(
                     started,
@@ -91,7 +94,8 @@ class AccessLogMiddleware:
                     scope.get("http_version", "1.1"),
                     status,
                     size,
-                    scope["headers"],
+                    headers.get(b"referer"),
+                    headers.get(b"user-agent"),
                 )
             )
 

@@ -22,7 +22,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -63,8 +63,8 @@ class Entry(NamedTuple):
     http_version: str
     status: int
     size: int
-    headers: Sequence[tuple[bytes, bytes]]
-    """The request headers; only ``Referer`` and ``User-Agent`` are read, by the writer."""
+    referrer: bytes | None
+    user_agent: bytes | None
 
 
 @dataclass(frozen=True)
@@ -402,17 +402,6 @@ def _escape(raw: bytes) -> str:
     return _UNSAFE.sub(lambda m: f"\\x{m[0][0]:02x}".encode(), raw).decode("ascii")
 
 
-def _request_fields(headers: Sequence[tuple[bytes, bytes]]) -> tuple[bytes | None, bytes | None]:
-    """Return the ``Referer`` and ``User-Agent`` header values."""
-    referrer = agent = None
-    for name, value in headers:
-        if name == b"user-agent":
-            agent = value
-        elif name == b"referer":
-            referrer = value
-    return referrer, agent
-
-
 @functools.lru_cache(maxsize=4096)
 def _agent_field(header: bytes | None) -> str:
     """Return the combined log's user-agent field: ``Firefox/120 (Windows)``, escaped."""
@@ -481,20 +470,19 @@ def format_combined(entry: Entry, when: str, keep_query: bool) -> str:
     ``203.0.113.0 - - [21/Nov/2026:09:15:02 +0000] "GET /strom HTTP/1.1" 200 5120
     "https://www.google.com" "Firefox/120 (Windows)"``
     """
-    headers = dict(entry.headers)
     request = _request_field(
         entry.method, entry.path, entry.query if keep_query else b"", entry.http_version
     )
     return (
         f'{_client_field(entry.client)} - - [{when}] "{request}" {entry.status} '
-        f'{entry.size or "-"} "{_referrer_field(headers.get(b"referer"))}" '
-        f'"{_agent_field(headers.get(b"user-agent"))}"\n'
+        f'{entry.size or "-"} "{_referrer_field(entry.referrer)}" '
+        f'"{_agent_field(entry.user_agent)}"\n'
     )
 
 
 def format_jsonl(entry: Entry, when: str, keep_query: bool) -> str:
     """Return the JSON Lines record of ``entry``: the same fields as the combined line."""
-    referrer, agent = _request_fields(entry.headers)
+    referrer, agent = entry.referrer, entry.user_agent
     browser = browser_summary(agent.decode("latin-1")) if agent is not None else None
     iso = datetime.fromtimestamp(int(entry.time), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     record = {

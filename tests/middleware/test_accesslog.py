@@ -298,7 +298,7 @@ def test_many_processes_writing_at_once_leave_every_line_intact(logs: Path) -> N
             # lengths vary up to ~6 KB so batches straddle page and buffer boundaries
             path = f"/w{worker}/n{n}/" + "x" * ((n * 37) % 6000)
             log.add(Entry(1795252502.0, "203.0.113.0", "GET", path.encode(), b"", "1.1",
-                          200, n, ()))
+                          200, n, None, None))
         log.close()
         print(log.stats().written, log.stats().dropped)
         """
@@ -331,7 +331,7 @@ def test_files_are_split_by_utc_day_of_the_request(logs: Path, opened: list[Acce
     log = make_log(opened, logs)
     midnight = datetime(2026, 11, 22, tzinfo=UTC).timestamp()
     for moment in (midnight - 1, midnight, midnight + 1):
-        log.add(Entry(moment, "203.0.113.0", "GET", b"/", b"", "1.1", 200, 1, ()))
+        log.add(Entry(moment, "203.0.113.0", "GET", b"/", b"", "1.1", 200, 1, None, None))
     log.flush()
     assert sorted(os.listdir(logs)) == ["access-2026-11-21.log", "access-2026-11-22.log"]
     assert len(lines(logs, "2026-11-21")) == 1
@@ -341,7 +341,7 @@ def test_files_are_split_by_utc_day_of_the_request(logs: Path, opened: list[Acce
 def test_a_moved_file_is_reopened(logs: Path, opened: list[AccessLog]) -> None:
     """logrotate-style renames: the next line goes to a fresh file of the right name."""
     log = make_log(opened, logs)
-    entry = Entry(NOW, "203.0.113.0", "GET", b"/", b"", "1.1", 200, 1, ())
+    entry = Entry(NOW, "203.0.113.0", "GET", b"/", b"", "1.1", 200, 1, None, None)
     log.add(entry)
     log.flush()
     (logs / "access-2026-11-21.log").rename(logs / "moved.log")
@@ -401,7 +401,7 @@ def test_retention_holds_across_a_restart(logs: Path, opened: list[AccessLog]) -
     clock = Clock()
     first = make_log(opened, logs, clock)
     first.start()
-    first.add(Entry(clock(), "203.0.113.0", "GET", b"/", b"", "1.1", 200, 1, ()))
+    first.add(Entry(clock(), "203.0.113.0", "GET", b"/", b"", "1.1", 200, 1, None, None))
     first.close()
     assert os.listdir(logs) == ["access-2026-11-21.log"]
 
@@ -461,7 +461,7 @@ async def test_lifespan_starts_and_flushes_the_log(logs: Path, opened: list[Acce
 def test_a_full_queue_drops_and_counts(logs: Path, opened: list[AccessLog]) -> None:
     log = make_log(opened, logs, buffer_lines=100)
     for _ in range(150):
-        log.add(Entry(NOW, None, "GET", b"/", b"", "1.1", 200, 0, ()))
+        log.add(Entry(NOW, None, "GET", b"/", b"", "1.1", 200, 0, None, None))
     assert log.stats().dropped == 50
     log.flush()
     assert log.stats().written == 100
@@ -498,7 +498,7 @@ def test_a_partly_written_batch_is_taken_back(logs: Path) -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         log = AccessLog(AccessLogSettings(directory=directory), clock=lambda: 1795252502.0)
         def entry(n): return Entry(1795252502.0, "203.0.113.0", "GET",
-                                   f"/{n}/".encode() + b"x" * 200, b"", "1.1", 200, n, ())
+                                   f"/{n}/".encode() + b"x" * 200, b"", "1.1", 200, n, None, None)
         for n in range(10):
             log.add(entry(n))
         log.flush()
@@ -557,7 +557,7 @@ def test_a_forked_worker_writes_with_its_own_thread_and_descriptors(logs: Path) 
         from consentgate.middleware.logfiles import AccessLog, Entry
         log = AccessLog(AccessLogSettings(directory=sys.argv[1]), clock=lambda: 1795252502.0)
         def entry(n): return Entry(1795252502.0, "203.0.113.0", "GET", f"/{n}".encode(),
-                                   b"", "1.1", 200, n, ())
+                                   b"", "1.1", 200, n, None, None)
         log.start()
         log.add(entry(0))
         log.flush()
