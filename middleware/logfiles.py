@@ -416,9 +416,7 @@ def _agent_field(header: bytes | None) -> str:
 @functools.lru_cache(maxsize=4096)
 def _request_field(method: str, path: bytes, query: bytes, version: str) -> str:
     """Return the escaped request line ``GET /strom HTTP/1.1`` (sites repeat their paths)."""
-    target = path.split(b"?", 1)[0]
-    if query:
-        target += b"?" + query
+    target = _target(path, query)
     return _escape(method.encode("latin-1") + b" " + target + b" HTTP/" + version.encode("latin-1"))
 
 
@@ -457,11 +455,10 @@ def referrer_origin(raw: bytes | None) -> str | None:
     return f"{scheme.lower()}://{host}"
 
 
-def _target(entry: Entry, keep_query: bool) -> bytes:
-    path = entry.path.split(b"?", 1)[0]
-    if keep_query and entry.query:
-        return path + b"?" + entry.query
-    return path
+def _target(path: bytes, query: bytes) -> bytes:
+    """Return the path (cut at a ``?`` some servers leave in it) and ``query`` if given."""
+    path = path.split(b"?", 1)[0]
+    return path + b"?" + query if query else path
 
 
 def format_combined(entry: Entry, when: str, keep_query: bool) -> str:
@@ -489,7 +486,7 @@ def format_jsonl(entry: Entry, when: str, keep_query: bool) -> str:
         "time": iso,
         "ip": entry.client,
         "method": entry.method,
-        "path": _target(entry, keep_query).decode("latin-1"),
+        "path": _target(entry.path, entry.query if keep_query else b"").decode("latin-1"),
         "protocol": f"HTTP/{entry.http_version}",
         "status": entry.status,
         "bytes": entry.size,

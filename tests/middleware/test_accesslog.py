@@ -114,6 +114,17 @@ def lines(directory: Path, day: str = "2026-11-21", suffix: str = ".log") -> lis
     return (directory / f"access-{day}{suffix}").read_text().splitlines()
 
 
+async def no_content(scope: Any, receive: Any, send: Any) -> None:
+    """A raw ASGI app answering 204."""
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def raw_request(method: str = "GET", path: str = "/x", **extra: Any) -> dict[str, Any]:
+    """Return an HTTP scope as a server would pass it (no client unless given)."""
+    return {"type": "http", "method": method, "path": path, "headers": [], "client": None, **extra}
+
+
 async def test_combined_line_holds_only_the_promised_fields(
     logs: Path, opened: list[AccessLog]
 ) -> None:
@@ -200,13 +211,7 @@ async def test_an_exception_before_any_response_is_logged_as_500(
         raise RuntimeError("boom")
 
     log = make_log(opened, logs)
-    scope: dict[str, Any] = {
-        "type": "http",
-        "method": "POST",
-        "path": "/x",
-        "headers": [],
-        "client": None,
-    }
+    scope = raw_request("POST")
     with pytest.raises(RuntimeError):
         await call(AccessLogMiddleware(broken, log=log), scope)
     log.flush()
@@ -220,13 +225,7 @@ async def test_a_request_answered_by_no_one_is_logged_as_499(
         return None
 
     log = make_log(opened, logs)
-    scope: dict[str, Any] = {
-        "type": "http",
-        "method": "GET",
-        "path": "/x",
-        "headers": [],
-        "client": None,
-    }
+    scope = raw_request("GET")
     await call(AccessLogMiddleware(silent, log=log), scope)
     log.flush()
     assert lines(logs) == ['- - - [21/Nov/2026:09:15:02 +0000] "GET /x HTTP/1.1" 499 - "-" "-"']
@@ -245,20 +244,14 @@ async def test_a_request_answered_by_no_one_is_logged_as_499(
 async def test_request_line_is_escaped_so_a_line_cannot_be_forged(
     logs: Path, opened: list[AccessLog], raw_path: bytes, expected: str
 ) -> None:
-    async def ok(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
     log = make_log(opened, logs)
-    scope = {
-        "type": "http",
-        "method": "GET",
-        "path": raw_path.decode("latin-1"),
-        "raw_path": raw_path,
-        "headers": [(b"referer", b'https://x.example"/'), (b"user-agent", b'"><script>')],
-        "client": ("198.51.100.0", 0),
-    }
-    await call(AccessLogMiddleware(ok, log=log), scope)
+    scope = raw_request(
+        path=raw_path.decode("latin-1"),
+        raw_path=raw_path,
+        headers=[(b"referer", b'https://x.example"/'), (b"user-agent", b'"><script>')],
+        client=("198.51.100.0", 0),
+    )
+    await call(AccessLogMiddleware(no_content, log=log), scope)
     log.flush()
     [line] = lines(logs)
     assert expected in line
@@ -592,7 +585,7 @@ async def test_a_cancelled_request_is_logged_as_499(logs: Path, opened: list[Acc
         raise asyncio.CancelledError
 
     log = make_log(opened, logs)
-    scope: dict[str, Any] = {"type": "http", "method": "GET", "path": "/x", "headers": []}
+    scope = raw_request()
     with pytest.raises(asyncio.CancelledError):
         await call(AccessLogMiddleware(slow, log=log), scope)
     log.flush()
@@ -600,21 +593,15 @@ async def test_a_cancelled_request_is_logged_as_499(logs: Path, opened: list[Acc
 
 
 async def test_a_query_in_raw_path_is_cut_too(logs: Path, opened: list[AccessLog]) -> None:
-    async def ok(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
     log = make_log(opened, logs)
-    scope: dict[str, Any] = {
-        "type": "http",
-        "method": "GET",
-        "path": "/suche",
-        "raw_path": b"/suche?q=max+mustermann",
-        "query_string": b"q=max+mustermann",
-        "headers": [(b"user-agent", b"jane.doe_MusterStrasse12 Spider/3")],
-        "client": ("/run/app.sock", 0),
-    }
-    await call(AccessLogMiddleware(ok, log=log), scope)
+    scope = raw_request(
+        path="/suche",
+        raw_path=b"/suche?q=max+mustermann",
+        query_string=b"q=max+mustermann",
+        headers=[(b"user-agent", b"jane.doe_MusterStrasse12 Spider/3")],
+        client=("/run/app.sock", 0),
+    )
+    await call(AccessLogMiddleware(no_content, log=log), scope)
     log.flush()
     [line] = lines(logs)
     assert (
