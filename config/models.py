@@ -439,7 +439,39 @@ class SignalSettings(_Model):
 
 
 #: Store URL schemes a ledger exists for.
-STORE_SCHEMES = ("sqlite",)
+STORE_SCHEMES = ("sqlite", "redis", "rediss", "redis+cluster", "rediss+cluster")
+
+
+class LedgerSettings(_Model):
+    """How long consent records are kept, and where decisions wait while the store is down."""
+
+    retention_days: Annotated[int, Field(ge=30, le=36500)] = 1095
+    """Records older than this are purged (3 years: the usual limitation period for proof)."""
+    spool_directory: NonEmpty = "consentgate-spool"
+    """Where decisions are kept (fsync'd) while the store cannot be reached; must persist."""
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+    """How long a decision waits for the store before it is spooled instead."""
+    purge_interval_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 60
+    """How often the running app purges expired records (it also does at start-up)."""
+    replay_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    """How often the running app retries storing spooled decisions."""
+
+
+class DPOSettings(_Model):
+    """Access for the data protection officer to the ledger over HTTP."""
+
+    token: SecretStr | None = None
+    """Bearer token for ``{prefix}/dpo/...``; unset: those endpoints do not exist."""
+
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < 32:
+            raise ValueError(
+                "the DPO token is too short; use at least 32 random characters, e.g. from "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        return token
 
 
 class Settings(_Model):
@@ -462,6 +494,8 @@ class Settings(_Model):
     cookie: CookieSettings = Field(default_factory=CookieSettings)
     ip: IPSettings = Field(default_factory=IPSettings)
     access_log: AccessLogSettings = Field(default_factory=AccessLogSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    dpo: DPOSettings = Field(default_factory=DPOSettings)
     blocking: BlockingSettings = Field(default_factory=BlockingSettings)
     csp: CSPSettings = Field(default_factory=CSPSettings)
     signals: SignalSettings = Field(default_factory=SignalSettings)
@@ -491,7 +525,8 @@ class Settings(_Model):
         if scheme not in STORE_SCHEMES:
             raise ValueError(
                 f"store URL scheme {scheme!r} is not supported; use "
-                "sqlite:///relative/path.db or sqlite:////absolute/path.db"
+                "sqlite:///relative/path.db, sqlite:////absolute/path.db, "
+                "redis://host:6379/0, rediss://host:6380/0 or redis+cluster://host1:7000,host2:7001"
             )
         if scheme == "sqlite" and (not url.startswith("sqlite:///") or url.endswith("/")):
             raise ValueError("a SQLite store URL names a file: sqlite:///path/to/ledger.db")

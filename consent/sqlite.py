@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -18,16 +17,17 @@ from consentgate.consent.record import (
     ChainVerifier,
     ConsentRecord,
     RecordDraft,
+    StoredRecord,
     VerifyReport,
     format_time,
 )
-from consentgate.consent.store import StoreError
+from consentgate.consent.store import ProgressCallback, PurgeReport, StoreError, StoreUnavailable
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Records fetched per round trip when iterating.
-BATCH = 500
+BATCH = 2000
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY,
@@ -35,7 +35,9 @@ CREATE TABLE IF NOT EXISTS records (
     consent_id TEXT NOT NULL,
     time TEXT NOT NULL,
     body TEXT NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    personal TEXT,
+    redacted_at TEXT
 );
 CREATE INDEX IF NOT EXISTS records_consent_id ON records (consent_id);
 CREATE INDEX IF NOT EXISTS records_time ON records (time);
@@ -75,8 +77,17 @@ class SQLiteStore:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+            (version,) = self._db.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite ledger {str(self.path)!r}: {exc}") from exc
+        if version != str(SCHEMA_VERSION):
+            self._db.close()
+            raise StoreError(
+                f"SQLite ledger {str(self.path)!r} has schema version {version}, this version "
+                f"of consentgate reads {SCHEMA_VERSION}"
+            )
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -93,43 +104,63 @@ class SQLiteStore:
 
     async def append(self, draft: RecordDraft) -> ConsentRecord:
         """Seal ``draft`` onto the chain and commit it durably."""
-        return await self._run(lambda: self._append(draft))
+        return (await self._run(lambda: self._append([draft])))[0]
 
-    def _append(self, draft: RecordDraft) -> ConsentRecord:
+    async def append_many(self, drafts: Sequence[RecordDraft]) -> list[ConsentRecord]:
+        """Seal ``drafts`` in order and commit them in one durable transaction."""
+        if not drafts:
+            return []
+        return await self._run(lambda: self._append(drafts))
+
+    def _append(self, drafts: Sequence[RecordDraft]) -> list[ConsentRecord]:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            existing = db.execute(
-                "SELECT body, hash FROM records WHERE record_id = ?", (draft.record_id,)
-            ).fetchone()
-            if existing is not None:
-                db.execute("ROLLBACK")
-                return _load(existing[0], existing[1])
             head = db.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
-            if head is None:
-                anchor = self._anchor()
-                seq, prev = anchor[0] + 1, anchor[1]
-            else:
-                seq, prev = head[0] + 1, head[1]
-            record = ConsentRecord.seal(draft, seq=seq, prev_hash=prev)
-            db.execute(
-                "INSERT INTO records (seq, record_id, consent_id, time, body, hash) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    record.seq,
-                    record.record_id,
-                    record.consent_id,
-                    format_time(record.time),
-                    record.body().decode(),
-                    record.hash,
-                ),
+            seq, prev = self._anchor() if head is None else (head[0], head[1])
+            sealed: list[ConsentRecord] = []
+            fresh: dict[str, ConsentRecord] = {}
+            rows = []
+            for draft in drafts:
+                if draft.record_id in fresh:
+                    sealed.append(fresh[draft.record_id])
+                    continue
+                existing = db.execute(
+                    "SELECT seq, time, body, hash, personal, redacted_at FROM records "
+                    "WHERE record_id = ?",
+                    (draft.record_id,),
+                ).fetchone()
+                if existing is not None:
+                    sealed.append(_stored(existing).record())
+                    continue
+                seq += 1
+                record = ConsentRecord.seal(draft, seq=seq, prev_hash=prev)
+                prev = record.hash
+                stored = record.stored()
+                rows.append(
+                    (
+                        record.seq,
+                        record.record_id,
+                        record.consent_id,
+                        stored.time,
+                        stored.body,
+                        record.hash,
+                        stored.personal,
+                    )
+                )
+                fresh[record.record_id] = record
+                sealed.append(record)
+            db.executemany(
+                "INSERT INTO records (seq, record_id, consent_id, time, body, hash, personal) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
             )
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        return record
+        return sealed
 
     def _anchor(self) -> tuple[int, str]:
         """Return (seq, hash) of the last record before the first kept one."""
@@ -140,36 +171,44 @@ class SQLiteStore:
         )
         return int(rows.get("anchor_seq", 0)), rows.get("anchor_hash", GENESIS_HASH)
 
-    async def records(
+    async def stored(
         self, *, since: datetime | None = None, until: datetime | None = None
-    ) -> AsyncIterator[ConsentRecord]:
-        """Yield records with ``since <= time < until`` in chain order, in batches."""
+    ) -> AsyncIterator[StoredRecord]:
+        """Yield stored records with ``since <= time < until`` in chain order, in batches."""
         low = format_time(since) if since else ""
         high = format_time(until) if until else "~"
         after = -1
         while True:
             rows = await self._run(
                 lambda after=after: self._db.execute(  # type: ignore[misc]
-                    "SELECT seq, body, hash FROM records WHERE seq > ? AND time >= ? AND time < ?"
-                    " ORDER BY seq LIMIT ?",
+                    "SELECT seq, time, body, hash, personal, redacted_at FROM records "
+                    "WHERE seq > ? AND time >= ? AND time < ? ORDER BY seq LIMIT ?",
                     (after, low, high, BATCH),
                 ).fetchall()
             )
-            for _seq, body, digest in rows:
-                yield _load(body, digest)
+            for row in rows:
+                yield _stored(row)
             if len(rows) < BATCH:
                 return
             after = rows[-1][0]
+
+    async def records(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> AsyncIterator[ConsentRecord]:
+        """Yield decoded records with ``since <= time < until`` in chain order."""
+        async for stored in self.stored(since=since, until=until):
+            yield stored.record()
 
     async def records_for(self, consent_id: str) -> list[ConsentRecord]:
         """Return every record of ``consent_id``, oldest first."""
         rows = await self._run(
             lambda: self._db.execute(
-                "SELECT body, hash FROM records WHERE consent_id = ? ORDER BY seq",
+                "SELECT seq, time, body, hash, personal, redacted_at FROM records "
+                "WHERE consent_id = ? ORDER BY seq",
                 (consent_id,),
             ).fetchall()
         )
-        return [_load(body, digest) for body, digest in rows]
+        return [_stored(row).record() for row in rows]
 
     async def count(self) -> int:
         """Return the number of stored records."""
@@ -195,21 +234,81 @@ class SQLiteStore:
         )
         return None if row is None else str(row[0])
 
-    async def verify(self) -> VerifyReport:
+    async def verify(self, progress: ProgressCallback | None = None) -> VerifyReport:
         """Walk every record in seq order and check each link and hash."""
         anchor_seq, anchor_hash = await self._run(self._anchor)
         verifier = ChainVerifier(anchor=anchor_hash, first_seq=anchor_seq + 1)
-        async for record in self.records():
-            verifier.feed(record)
+        count = 0
+        async for stored in self.stored():
+            verifier.feed_stored(stored)
+            count += 1
+            if progress is not None and count % BATCH == 0:
+                progress(count)
         return verifier.report()
+
+    async def purge(self, before: datetime, *, dry_run: bool = False) -> PurgeReport:
+        """Delete the leading records older than ``before``; their last one becomes the anchor."""
+        cutoff = format_time(before)
+
+        def purge() -> PurgeReport:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                # The chain's prefix up to (not including) its first record new enough.
+                keep = db.execute(
+                    "SELECT min(seq) FROM records WHERE time >= ?", (cutoff,)
+                ).fetchone()[0]
+                last = db.execute(
+                    "SELECT seq, hash FROM records WHERE seq < ? ORDER BY seq DESC LIMIT 1",
+                    (keep if keep is not None else 2**62,),
+                ).fetchone()
+                if last is None:
+                    db.execute("ROLLBACK")
+                    return PurgeReport(0, before, (), dry_run)
+                (purged,) = db.execute(
+                    "SELECT count(*) FROM records WHERE seq <= ?", (last[0],)
+                ).fetchone()
+                if dry_run:
+                    db.execute("ROLLBACK")
+                else:
+                    db.execute("DELETE FROM records WHERE seq <= ?", (last[0],))
+                    db.executemany(
+                        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                        (("anchor_seq", str(last[0])), ("anchor_hash", last[1])),
+                    )
+                    db.execute("COMMIT")
+                return PurgeReport(purged, before, ((0, last[0], last[1]),), dry_run)
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+        return await self._run(purge)
+
+    async def erase(self, consent_id: str, *, at: datetime) -> int:
+        """Blank the personal fields of ``consent_id``'s records; the digests stay."""
+        cursor = await self._run(
+            lambda: self._db.execute(
+                "UPDATE records SET personal = NULL, redacted_at = ? "
+                "WHERE consent_id = ? AND personal IS NOT NULL",
+                (format_time(at), consent_id),
+            )
+        )
+        return int(cursor.rowcount)
+
+    async def ping(self) -> None:
+        """Check the database file still answers."""
+        try:
+            await self._run(lambda: self._db.execute("SELECT 1").fetchone())
+        except StoreError as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
     async def close(self) -> None:
         """Close the database connection."""
         await self._run(self._db.close)
 
 
-def _load(body: str, digest: str) -> ConsentRecord:
-    """Rebuild a record from its stored canonical body and hash."""
-    values = json.loads(body)
-    values["hash"] = digest
-    return ConsentRecord.from_json(values)
+def _stored(row: tuple[int, str, str, str, str | None, str | None]) -> StoredRecord:
+    """Return a row ``(seq, time, body, hash, personal, redacted_at)`` as a stored record."""
+    seq, time, body, digest, personal, redacted_at = row
+    return StoredRecord(0, seq, time, body, digest, personal, redacted_at)

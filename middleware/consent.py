@@ -8,10 +8,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from starlette.requests import cookie_parser
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from consentgate.config import Language, Settings
-from consentgate.consent import ConsentState, CookieCodec, Store, open_store
+from consentgate.consent import ConsentState, CookieCodec, Ledger, Store, open_store
 from consentgate.middleware.accesslog import AccessLogMiddleware
 from consentgate.middleware.audit import TrackerAudit
 from consentgate.middleware.client import ClientAddressMiddleware
@@ -73,10 +73,16 @@ class ConsentMiddleware:
         self.settings = settings
         self.codec = CookieCodec(settings, clock=lambda: clock().timestamp())
         self.store = store if store is not None else open_store(settings.store_url)
+        self.ledger = Ledger(self.store, settings.ledger, clock=clock)
         self.assets = assets if assets is not None else BannerAssets()
         self.audit = TrackerAudit()
         self.endpoints = ConsentEndpoints(
-            settings=settings, codec=self.codec, store=self.store, clock=clock, assets=self.assets
+            settings=settings,
+            codec=self.codec,
+            store=self.store,
+            clock=clock,
+            assets=self.assets,
+            ledger=self.ledger,
         )
         versions = "".join(a.version for a in self.assets.files.values())
         self.gate = Gate(
@@ -100,6 +106,7 @@ class ConsentMiddleware:
                 clock=time.time if clock is _utcnow else lambda: clock().timestamp(),
             )
             handler = AccessLogMiddleware(handler, log=self.access_log)
+            self.endpoints.access_log = self.access_log
         self._handler = handler
         # Called, not stacked: one ASGI hop less on every request.
         self.client_address = ClientAddressMiddleware(handler, settings=settings.ip)
@@ -108,9 +115,29 @@ class ConsentMiddleware:
         return f"ConsentMiddleware(app={self.app!r}, settings={self.settings!r})"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
+        kind = scope["type"]
+        if kind in ("http", "websocket"):
             scope = self.client_address.rewrite(scope)
+            if not self.ledger.started:
+                # No lifespan from this server: spool replay and purge start with traffic.
+                self.ledger.start()
+        elif kind == "lifespan":
+            # Started now, not at the app's startup message: an app refusing the lifespan
+            # still gets its spool replayed and its records purged without traffic.
+            self.ledger.start()
+            receive = self._lifespan_receive(receive)
         await self._handler(scope, receive, send)
+
+    def _lifespan_receive(self, receive: Receive) -> Receive:
+        ledger = self.ledger
+
+        async def lifespan_receive() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await ledger.stop()
+            return message
+
+        return lifespan_receive
 
     async def _consent(self, scope: Scope, receive: Receive, send: Send) -> None:
         # WebSocket handlers may need to check consent too, so they get the state as well;

@@ -1,8 +1,16 @@
-"""The HTTP endpoints under the consent prefix: ``GET state`` and ``POST decision``."""
+"""The HTTP endpoints under the consent prefix.
+
+For the banner: ``GET state``, ``POST decision`` and the banner files. For the visitor:
+``GET history`` (their own records). For operations: ``GET health``. For the data
+protection officer, only with ``[dpo] token``: ``GET dpo/export``, ``dpo/verify``,
+``dpo/stats``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -13,21 +21,25 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from consentgate.config import Language, Settings
 from consentgate.consent import (
     Action,
-    ConsentRecord,
     ConsentState,
     CookieCodec,
+    Ledger,
+    Outcome,
     RecordDraft,
     Store,
+    StoreError,
     new_consent_id,
 )
+from consentgate.consent.export import FORMATS, compute_stats, export_text
 from consentgate.consent.record import format_time
 from consentgate.middleware.ipmask import mask_ip
+from consentgate.middleware.logfiles import AccessLog
 from consentgate.middleware.policy import CookiePolicy, Signals
 from consentgate.middleware.useragent import reduce_user_agent
 from consentgate.widgets import BannerAssets, Catalogue, build_catalogues
@@ -55,17 +67,26 @@ class DecisionIn(BaseModel):
 class HTTPProblem(Exception):
     """A request the endpoints refuse; becomes a JSON error response."""
 
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.headers = headers or {}
 
     def response(self, headers: dict[str, str] | None = None) -> Response:
         body: dict[str, Any] = {"error": self.message}
         if self.field is not None:
             body["field"] = self.field
-        return JSONResponse(body, status_code=self.status, headers={**NO_STORE, **(headers or {})})
+        return JSONResponse(
+            body, status_code=self.status, headers={**NO_STORE, **self.headers, **(headers or {})}
+        )
 
 
 class ConsentEndpoints:
@@ -79,10 +100,14 @@ class ConsentEndpoints:
         store: Store,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         assets: BannerAssets | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.settings = settings
         self.codec = codec
         self.store = store
+        self.ledger = ledger if ledger is not None else Ledger(store, settings.ledger, clock=clock)
+        self.access_log: AccessLog | None = None
+        """Set by ``ConsentMiddleware``: its counters show in the health endpoint."""
         self.clock = clock
         self.assets = assets if assets is not None else BannerAssets()
         self.cookie_policy = CookiePolicy(settings)
@@ -92,6 +117,11 @@ class ConsentEndpoints:
         self._routes: dict[str, tuple[str, Callable[[Request], Any]]] = {
             "/state": ("GET, HEAD", self.state),
             "/decision": ("POST", self.decision),
+            "/history": ("GET", self.history),
+            "/health": ("GET", self.health),
+            "/dpo/export": ("GET", self.dpo_export),
+            "/dpo/verify": ("GET", self.dpo_verify),
+            "/dpo/stats": ("GET", self.dpo_stats),
         }
         for name in self.assets.files:
             self._routes["/" + name] = ("GET, HEAD", self.asset)
@@ -214,9 +244,9 @@ class ConsentEndpoints:
             browser=browser,
             os=os_family,
         )
-        record = await self._record(draft, catalogue)
-        response = JSONResponse(_receipt(record), headers=NO_STORE)
-        response.headers.append("Set-Cookie", self._cookie(request, record))
+        outcome = await self._record(draft, catalogue)
+        response = JSONResponse(_receipt(outcome), headers=NO_STORE)
+        response.headers.append("Set-Cookie", self._cookie(request, draft))
         # Withdrawn or refused services lose their first-party cookies right away.
         host = request.headers.get("host", "").rsplit(":", 1)[0]
         for expired in self.cookie_policy.expiring(list(request.cookies), granted, host):
@@ -281,22 +311,154 @@ class ConsentEndpoints:
         except ValueError:
             return ""  # a Unix socket or a test client: no address to keep
 
-    async def _record(self, draft: RecordDraft, catalogue: Catalogue) -> ConsentRecord:
-        try:
-            if catalogue.fingerprint not in self._banners_stored:
-                await self.store.put_banner(catalogue.fingerprint, catalogue.content)
+    async def _record(self, draft: RecordDraft, catalogue: Catalogue) -> Outcome:
+        if catalogue.fingerprint not in self._banners_stored:
+            try:
+                await asyncio.wait_for(
+                    self.store.put_banner(catalogue.fingerprint, catalogue.content),
+                    self.ledger.timeout,
+                )
                 self._banners_stored.add(catalogue.fingerprint)
-            return await self.store.append(draft)
-        except Exception as exc:
-            # The visitor gets no cookie, so what they see matches what was recorded.
-            logger.error("consent ledger unavailable, decision not recorded: %s", exc)
+            except (Exception, TimeoutError) as exc:
+                # The texts follow from the settings' revision; stored with a later decision.
+                logger.warning("banner texts not stored yet (will retry): %s", exc)
+        try:
+            return await self.ledger.record(draft)
+        except StoreError as exc:
+            # Neither store nor spool kept it: no cookie, so what the visitor sees matches
+            # what was recorded.
             raise HTTPProblem(
                 503, "the consent ledger is unavailable; nothing was recorded, please try again"
             ) from exc
 
-    def _cookie(self, request: Request, record: ConsentRecord) -> str:
+    async def history(self, request: Request) -> Response:
+        """Return the records of the consent id in the visitor's own cookie (GDPR Art. 15)."""
+        state: ConsentState = request.scope["consentgate"]
+        if not state.decided or not state.consent_id:
+            raise HTTPProblem(404, "no valid consent cookie: there are no records of yours")
+        try:
+            records = await asyncio.wait_for(
+                self.store.records_for(state.consent_id), self.ledger.timeout * 5
+            )
+        except (Exception, TimeoutError) as exc:
+            logger.warning("history unavailable: %s", exc)
+            raise HTTPProblem(503, "the consent ledger is unavailable; please try again") from exc
+        body = {"consent_id": state.consent_id, "records": [r.to_json() for r in records]}
+        return JSONResponse(body, headers=NO_STORE)
+
+    async def health(self, request: Request) -> Response:
+        """Return the state of the ledger, the spool and the access log (no visitor data).
+
+        ``status`` is ``degraded`` while the store is unreachable or decisions wait in the
+        spool; the answer is 200 either way, because decisions are still taken.
+        """
+        ledger = await self.ledger.health()
+        degraded = ledger["store"] != "ok" or ledger["spool"]["depth"] > 0
+        body: dict[str, Any] = {"status": "degraded" if degraded else "ok", **ledger}
+        if self.access_log is not None:
+            stats = self.access_log.stats()
+            body["access_log"] = {
+                "written": stats.written,
+                "dropped": stats.dropped,
+                "queued": stats.queued,
+                "last_error": stats.last_error,
+            }
+        return JSONResponse(body, headers=NO_STORE)
+
+    def _authorize(self, request: Request) -> None:
+        """Let the DPO in with the configured bearer token (compared in constant time)."""
+        token = self.settings.dpo.token
+        if token is None:
+            raise HTTPProblem(404, "the DPO endpoints are off; set [dpo] token in the settings")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        expected = token.get_secret_value().encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+            raise HTTPProblem(
+                401,
+                "a valid DPO token is required: send 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": 'Bearer realm="consentgate"'},
+            )
+
+    def _period(self, request: Request) -> tuple[datetime | None, datetime | None]:
+        return _query_time(request, "since"), _query_time(request, "until")
+
+    async def dpo_export(self, request: Request) -> Response:
+        """Stream the records as CSV (German Excel) or JSON Lines; filters as the CLI's."""
+        self._authorize(request)
+        query = request.query_params
+        fmt = query.get("format", "jsonl")
+        if fmt not in FORMATS:
+            raise HTTPProblem(422, f"format {fmt!r} is not one of 'csv', 'jsonl'", "format")
+        service = query.get("service")
+        if service is not None and service not in self.settings.services:
+            raise HTTPProblem(
+                422,
+                f"unknown service {service!r}; configured: {sorted(self.settings.services)!r}",
+                "service",
+            )
+        since, until = self._period(request)
+        await self._check_store()
+        chosen = FORMATS[fmt]
+        stamp = self.clock().strftime("%Y%m%d-%H%M%S")
+        return StreamingResponse(
+            export_text(
+                self.store,
+                fmt=fmt,
+                since=since,
+                until=until,
+                consent_id=query.get("consent_id"),
+                service=service,
+            ),
+            media_type=chosen.media_type,
+            headers={
+                **NO_STORE,
+                "Content-Disposition": f'attachment; filename="consent-records-{stamp}'
+                f'{chosen.suffix}"',
+            },
+        )
+
+    async def dpo_verify(self, request: Request) -> Response:
+        """Walk every chain; ``ok`` false names the first broken record."""
+        self._authorize(request)
+        await self._check_store()
+        report = await self.store.verify()
+        body = {
+            "ok": report.ok,
+            "checked": report.checked,
+            "chains": len(report.chains),
+            "first_problem": report.problems[0] if report.problems else None,
+            "problems": list(report.problems[:100]),
+            "problem_count": len(report.problems),
+        }
+        return JSONResponse(body, headers=NO_STORE)
+
+    async def dpo_stats(self, request: Request) -> Response:
+        """Decisions and opt-in rates per service and category, optionally per period."""
+        self._authorize(request)
+        by = request.query_params.get("by")
+        if by not in (None, "day", "week", "month"):
+            raise HTTPProblem(422, f"by {by!r} is not one of 'day', 'week', 'month'", "by")
+        since, until = self._period(request)
+        await self._check_store()
+        categories = {s.id: s.category for s in self.settings.services.values()}
+        stats = await compute_stats(
+            self.store,
+            since=since,
+            until=until,
+            by=by,  # type: ignore[arg-type]
+            categories=categories,
+        )
+        return JSONResponse(stats, headers=NO_STORE)
+
+    async def _check_store(self) -> None:
+        try:
+            await asyncio.wait_for(self.store.ping(), self.ledger.timeout)
+        except (Exception, TimeoutError) as exc:
+            raise HTTPProblem(503, f"the consent ledger is unavailable: {exc}") from exc
+
+    def _cookie(self, request: Request, draft: RecordDraft) -> str:
         cookie = self.settings.cookie
-        value = self.codec.encode(record.consent_id, record.granted)
+        value = self.codec.encode(draft.consent_id, tuple(sorted(draft.granted)))
         parts = [
             f"{cookie.name}={value}",
             f"Max-Age={cookie.lifetime_days * 86400}",
@@ -311,19 +473,35 @@ class ConsentEndpoints:
         return "; ".join(parts)
 
 
-def _receipt(record: ConsentRecord) -> dict[str, Any]:
+def _receipt(outcome: Outcome) -> dict[str, Any]:
+    draft, record = outcome.draft, outcome.record
     return {
-        "consent_id": record.consent_id,
-        "record_id": record.record_id,
-        "action": record.action,
-        "granted": list(record.granted),
-        "refused": list(record.refused),
-        "revision": record.revision,
-        "time": format_time(record.time),
-        "language": record.language,
-        "fingerprint": record.fingerprint,
-        "hash": record.hash,
+        "consent_id": draft.consent_id,
+        "record_id": draft.record_id,
+        "action": draft.action,
+        "granted": sorted(draft.granted),
+        "refused": sorted(draft.refused),
+        "revision": draft.revision,
+        "time": format_time(draft.time),
+        "language": draft.language,
+        "fingerprint": draft.fingerprint,
+        # Spooled while the store was down: recorded, the hash follows when it is stored.
+        "stored": record is not None,
+        "hash": record.hash if record is not None else None,
     }
+
+
+def _query_time(request: Request, name: str) -> datetime | None:
+    text = request.query_params.get(name)
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise HTTPProblem(
+            422, f"{name} {text!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS", name
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _action(previous: ConsentState, granted: frozenset[str], optional: frozenset[str]) -> Action:

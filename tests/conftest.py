@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,14 @@ import pytest
 
 from consentgate.config import Settings, preset_ids
 from consentgate.consent.sqlite import SQLiteStore
+
+# tests.redis_servers needs the repository root on sys.path (--import-mode=importlib leaves it
+# off; see tests/example_site).
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.redis_servers import RedisCluster, RedisServer  # noqa: E402
 
 KEY = "k" * 40
 
@@ -54,3 +63,17 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     ledger = SQLiteStore(tmp_path / "ledger.db")
     yield ledger
     await ledger.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server on a loopback port (AOF, fsync always), shut down at session end."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A real three-master Redis Cluster on loopback ports, shut down at session end."""
+    with RedisCluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
