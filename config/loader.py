@@ -115,6 +115,10 @@ def load_mapping(
         raise ConfigError(source, _problems(exc, dict(env_names or {}))) from None
 
 
+#: Settings whose values must not appear in an error message.
+_NEVER_ECHOED = (["secret_keys"], ["store_url"], ["dpo", "token"])
+
+
 def _problems(exc: ValidationError, env_names: dict[str, str]) -> list[Problem]:
     problems = []
     for error in exc.errors(include_url=False):
@@ -131,7 +135,8 @@ def _problems(exc: ValidationError, env_names: dict[str, str]) -> list[Problem]:
         elif error["type"] == "extra_forbidden":
             message = "unknown key; check the spelling against the documented settings"
         elif (
-            loc[:1] not in (["secret_keys"], ["store_url"])
+            # Secrets (and URLs that may carry a password) are never echoed.
+            not any(loc[: len(secret)] == secret for secret in _NEVER_ECHOED)
             and "(got " not in message
             and isinstance(error["input"], str | int | float | bool)
         ):

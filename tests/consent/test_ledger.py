@@ -65,9 +65,9 @@ async def test_record_holds_every_field(store: SQLiteStore) -> None:
     assert stored.granted == ("matomo", "youtube"), "stored sorted, canonical"
     assert stored.to_json()["time"] == "2026-11-21T10:00:00.000000Z"
     assert set(stored.to_json()) == {
-        "record_id", "seq", "consent_id", "time", "action", "granted", "refused", "revision",
-        "fingerprint", "language", "page_url", "ip", "browser", "os", "prev_hash", "hash",
-        "format",
+        "record_id", "chain", "seq", "consent_id", "time", "action", "granted", "refused",
+        "revision", "fingerprint", "language", "page_url", "ip", "browser", "os", "salt",
+        "personal_digest", "redacted_at", "prev_hash", "hash", "format",
     }  # fmt: skip
 
 
@@ -254,7 +254,7 @@ def test_naive_times_are_refused() -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("redis://localhost:6379/0", "scheme 'redis' is not supported"),
+        ("mysql://root:secretpw@db/consent", "scheme 'mysql' is not supported"),
         ("postgres://user:secretpw@db/x", "scheme 'postgres' is not supported"),
         ("sqlite:///", "names no file"),
     ],

@@ -328,9 +328,40 @@ async def test_rotated_key_keeps_existing_decisions(
     assert await decided_with(make_app(rotated, store), value)
 
 
-async def test_store_down_gives_503_no_cookie_and_no_record(
-    settings: Settings, tmp_path: Any
+async def test_store_down_spools_the_decision_and_still_sets_the_cookie(
+    settings_data: Data, tmp_path: Any
 ) -> None:
+    spool = tmp_path / "spool"
+    settings = Settings.from_mapping(settings_data(ledger={"spool_directory": str(spool)}))
+    ledger = SQLiteStore(tmp_path / "down.db")
+    app = make_app(settings, ledger)
+    await ledger.close()  # every append now fails
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as c:
+        response = await decide(c, {"accept": "all"})
+        assert response.status_code == 200
+        receipt = response.json()
+        assert (receipt["stored"], receipt["hash"]) == (False, None)
+        assert response.headers["set-cookie"].startswith("consentgate=")
+        health = (await c.get("/_consent/health")).json()
+    assert health["status"] == "degraded" and health["spool"]["depth"] == 1
+    back = SQLiteStore(tmp_path / "down.db")
+    try:
+        report = await app.ledger.spool.replay(back)
+        assert report.replayed == 1
+        [record] = await back.records_for(receipt["consent_id"])
+        assert record.record_id == receipt["record_id"] and record.action == "accept-all"
+    finally:
+        await back.close()
+
+
+async def test_store_and_spool_down_gives_503_no_cookie(settings_data: Data, tmp_path: Any) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    settings = Settings.from_mapping(
+        settings_data(ledger={"spool_directory": str(blocker / "spool")})
+    )
     ledger = SQLiteStore(tmp_path / "down.db")
     app = make_app(settings, ledger)
     await ledger.close()
