@@ -1,8 +1,9 @@
 """The ledger commands of ``consentgate``: what a data protection officer runs.
 
 ``export``, ``verify``, ``stats``, ``purge``, ``erase`` and ``spool replay``. Exit status:
-0 done, 1 a check failed (broken chain, unknown consent id, spool not emptied, erase not
-confirmed), 2 usage, settings or store error (one line on stderr, no traceback).
+0 done, 1 a check failed (broken chain, unknown consent id, erase not confirmed, spool not
+emptied or holding corrupt lines), 2 usage, settings or store error (one line on stderr,
+no traceback).
 """
 
 from __future__ import annotations
@@ -10,15 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
-import inspect
 import io
 import json
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -28,7 +27,7 @@ from consentgate.consent.export import FORMATS, PERIODS, compute_stats, export_t
 from consentgate.consent.store import Store, StoreError, open_store
 
 DEFAULT_CONFIG = "consentgate.toml"
-#: ``purge``'s retention without ``[ledger] retention_days`` in the settings (three years).
+#: ``purge``'s retention without a settings file (``[ledger] retention_days``'s default).
 DEFAULT_RETENTION_DAYS = 1095
 
 Handler = Callable[[Store, Settings | None, argparse.Namespace], Coroutine[Any, Any, int]]
@@ -60,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         try:
+            await store.ping()  # an unreachable store fails here, before any output
             return await handler(store, settings, args)
         finally:
             # A failed close changes nothing already read or committed.
@@ -68,14 +68,17 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         return asyncio.run(main())
-    except (StoreError, UsageError) as exc:
-        print(f"consentgate: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         # The reader went away (`consentgate export | head`): no traceback, no flush error.
         with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except (StoreError, UsageError, OSError) as exc:  # OSError: disk full, spool unusable
+        print(f"consentgate: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nconsentgate: interrupted", file=sys.stderr)
+        return 130
 
 
 def load_settings(path: str | None) -> Settings:
@@ -107,9 +110,7 @@ def add_commands(commands: Any) -> None:
     export.add_argument("--format", choices=sorted(FORMATS), default="jsonl")
     _add_window(export)
     export.add_argument("--consent-id", metavar="ID", help="only the records of one consent id")
-    export.add_argument(
-        "--service", metavar="ID", help="only decisions that offered this service"
-    )
+    export.add_argument("--service", metavar="ID", help="only decisions that offered this service")
     export.add_argument(
         "-o", "--output", metavar="FILE", help="write here (atomically) instead of stdout"
     )
@@ -144,9 +145,7 @@ def add_commands(commands: Any) -> None:
     purge.add_argument(
         "--before", type=parse_date, metavar="DATE", help="cutoff instead of the retention"
     )
-    purge.add_argument(
-        "--dry-run", action="store_true", help="only count what would be deleted"
-    )
+    purge.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
     purge.set_defaults(handler=_purge, run=run)
 
     erase = commands.add_parser(
@@ -167,11 +166,10 @@ def add_commands(commands: Any) -> None:
         "replay",
         help="append the spooled decisions to the ledger",
         description="Append every spooled decision to the ledger (each once, even if "
-        "replayed twice). Exit 1 if some remain in the spool.",
+        "replayed twice). Exit 1 if some remain, another replay is running or the spool "
+        "held corrupt lines (kept aside in corrupt-*.jsonl).",
     )
-    replay.add_argument(
-        "--directory", metavar="DIR", help="overrides [ledger] spool_directory"
-    )
+    replay.add_argument("--directory", metavar="DIR", help="overrides [ledger] spool_directory")
     replay.set_defaults(handler=_spool_replay, run=run, validate=_check_spool_directory)
 
 
@@ -229,18 +227,19 @@ async def _export(store: Store, settings: Settings | None, args: argparse.Namesp
     else:
         sys.stdout.flush()
         # Bytes, so CSV keeps its \r\n and UTF-8 whatever the console's encoding.
-        out: IO[bytes] = sys.stdout.buffer
-        async for chunk in chunks:
-            out.write(chunk.encode())
-        out.flush()
+        await _write_chunks(chunks, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
     if progress is not None:
         progress.done()
     print(f"exported {exported} record(s)", file=sys.stderr)
     return 0
 
 
-async def _write_atomically(target: Path, chunks: Any) -> None:
-    """Write ``chunks`` next to ``target`` and rename: a failed export leaves no file."""
+async def _write_atomically(target: Path, chunks: AsyncIterator[str]) -> None:
+    """Write ``chunks`` next to ``target`` and rename: a failed export leaves no file.
+
+    The file is readable by its owner only (``mkstemp``): it holds personal data.
+    """
     folder = target.parent
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
@@ -248,8 +247,7 @@ async def _write_atomically(target: Path, chunks: Any) -> None:
         raise UsageError(f"cannot write {str(target)!r}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as out:
-            async for chunk in chunks:
-                out.write(chunk.encode())
+            await _write_chunks(chunks, out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, target)
@@ -263,6 +261,31 @@ async def _write_atomically(target: Path, chunks: Any) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+async def _write_chunks(chunks: AsyncIterator[str], out: IO[bytes]) -> None:
+    """Write ``chunks`` as UTF-8; each write runs in a thread while the next chunk is made.
+
+    A large export writes about 800 bytes per record; the system calls (copying into the
+    page cache, waiting for writeback) then overlap the reading and formatting.
+    """
+    loop = asyncio.get_running_loop()
+    pending: asyncio.Future[int] | None = None
+    try:
+        async for chunk in chunks:
+            data = chunk.encode()
+            if pending is not None:
+                await pending
+            pending = loop.run_in_executor(None, out.write, data)
+        if pending is not None:
+            await pending
+    except BaseException:
+        if pending is not None and not pending.done():
+            # The caller closes or deletes the file next: let the write finish first.
+            await asyncio.wait([pending])
+        if pending is not None and pending.done() and not pending.cancelled():
+            pending.exception()  # retrieved: the first error is the one raised
+        raise
 
 
 class _Progress:
@@ -322,9 +345,7 @@ async def _verify(store: Store, settings: Settings | None, args: argparse.Namesp
 
 
 async def _stats(store: Store, settings: Settings | None, args: argparse.Namespace) -> int:
-    categories = (
-        {} if settings is None else {s.id: s.category for s in settings.services.values()}
-    )
+    categories = {} if settings is None else {s.id: s.category for s in settings.services.values()}
     stats = await compute_stats(
         store, since=args.since, until=args.until, by=args.by, categories=categories
     )
@@ -340,8 +361,7 @@ def _stats_table(stats: dict[str, Any]) -> str:
     window = f"{stats['since'] or 'the beginning'} to {stats['until'] or 'now'}"
     lines = [
         f"{totals['records']} decision(s) by {totals['consent_ids']} consent id(s), {window}",
-        "actions: "
-        + (", ".join(f"{a} {n}" for a, n in totals["actions"].items()) or "none"),
+        "actions: " + (", ".join(f"{a} {n}" for a, n in totals["actions"].items()) or "none"),
         "opt-in rate: of the decisions offering a service, the share granting it",
     ]
     for title, key in (("category", "categories"), ("service", "services")):
@@ -374,8 +394,8 @@ async def _purge(store: Store, settings: Settings | None, args: argparse.Namespa
     if args.before is not None:
         cutoff: datetime = args.before
     else:
-        days = getattr(getattr(settings, "ledger", None), "retention_days", None)
-        cutoff = datetime.now(UTC) - timedelta(days=days or DEFAULT_RETENTION_DAYS)
+        days = DEFAULT_RETENTION_DAYS if settings is None else settings.ledger.retention_days
+        cutoff = datetime.now(UTC) - timedelta(days=days)
     report = await store.purge(cutoff, dry_run=args.dry_run)
     when = cutoff.astimezone(UTC).isoformat(timespec="seconds")
     if not report.purged:
@@ -426,23 +446,35 @@ async def _erase(store: Store, settings: Settings | None, args: argparse.Namespa
 
 
 def _check_spool_directory(settings: Settings | None, args: argparse.Namespace) -> str | None:
+    if args.directory is None and settings is not None:
+        args.directory = settings.ledger.spool_directory
     if args.directory is None:
-        args.directory = getattr(getattr(settings, "ledger", None), "spool_directory", None)
-    if args.directory:
-        return None
-    return "no spool directory; set [ledger] spool_directory in the settings or pass --directory"
+        return "no spool directory; pass --directory (or a settings file with [ledger])"
+    if not Path(args.directory).is_dir():
+        return f"spool directory {args.directory!r} does not exist"
+    return None
 
 
 async def _spool_replay(store: Store, settings: Settings | None, args: argparse.Namespace) -> int:
-    try:
-        spool = importlib.import_module("consentgate.consent.spool")
-    except ImportError:
-        raise UsageError("this consentgate has no spool (consentgate.consent.spool)") from None
-    report = spool.replay_directory(args.directory, store)
-    if inspect.isawaitable(report):
-        report = await report
+    # Imported here: the spool is only needed by this command.
+    from consentgate.consent.spool import replay_directory
+
+    report = await replay_directory(args.directory, store)
+    if report.busy:
+        print(
+            f"consentgate: another replay of {args.directory} is running; "
+            f"{report.remaining} decision(s) wait",
+            file=sys.stderr,
+        )
+        return 1
     print(
-        f"replayed {report.replayed} record(s), {report.duplicates} already in the ledger, "
+        f"replayed {report.replayed} decision(s) ({report.duplicates} already in the ledger), "
         f"{report.remaining} remaining in {args.directory}"
     )
-    return 1 if report.remaining else 0
+    if report.corrupt:
+        print(
+            f"consentgate: {report.corrupt} spooled line(s) were not decisions; "
+            f"kept in {args.directory}/corrupt-*.jsonl",
+            file=sys.stderr,
+        )
+    return 1 if report.remaining or report.corrupt else 0

@@ -27,9 +27,12 @@ def new_record_id() -> str:
 
 def format_time(moment: datetime) -> str:
     """Return ``moment`` as ISO 8601 UTC with microseconds, e.g. ``2026-11-21T12:00:00.000000Z``."""
-    if moment.tzinfo is None:
+    offset = moment.utcoffset()
+    if offset is None:
         raise ValueError(f"time {moment!r} has no time zone; records use aware UTC times")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if offset:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def parse_time(text: str) -> datetime:
@@ -161,19 +164,68 @@ class ConsentRecord(RecordDraft):
     @classmethod
     def seal(cls, draft: RecordDraft, *, seq: int, prev_hash: str, chain: int = 0) -> ConsentRecord:
         """Return the record for ``draft`` at position ``seq`` of ``chain`` after ``prev_hash``."""
-        values = {f.name: getattr(draft, f.name) for f in fields(RecordDraft)}
-        values.update(
-            granted=tuple(sorted(draft.granted)),
-            refused=tuple(sorted(draft.refused)),
+        return cls.seal_stored(draft, seq=seq, prev_hash=prev_hash, chain=chain)[0]
+
+    @classmethod
+    def seal_stored(
+        cls, draft: RecordDraft, *, seq: int, prev_hash: str, chain: int = 0
+    ) -> tuple[ConsentRecord, StoredRecord]:
+        """Like ``seal``, also returning the stored form (each text encoded only once)."""
+        granted = tuple(sorted(draft.granted))
+        refused = tuple(sorted(draft.refused))
+        time = format_time(draft.time)
+        personal = _dumps(
+            {
+                "browser": draft.browser,
+                "ip": draft.ip,
+                "os": draft.os,
+                "page_url": draft.page_url,
+                "salt": draft.salt,
+            }
+        )
+        digest = hashlib.sha256(personal.encode()).hexdigest()
+        # Keys in sorted order, as the canonical encoding requires.
+        body = _dumps(
+            {
+                "action": draft.action,
+                "chain": chain,
+                "consent_id": draft.consent_id,
+                "fingerprint": draft.fingerprint,
+                "format": RECORD_FORMAT,
+                "granted": granted,
+                "language": draft.language,
+                "personal_digest": digest,
+                "prev_hash": prev_hash,
+                "record_id": draft.record_id,
+                "refused": refused,
+                "revision": draft.revision,
+                "seq": seq,
+                "time": time,
+            }
+        )
+        digest_of_body = hashlib.sha256(body.encode()).hexdigest()
+        record = cls(
+            consent_id=draft.consent_id,
+            time=draft.time,
+            action=draft.action,
+            granted=granted,
+            refused=refused,
+            revision=draft.revision,
+            fingerprint=draft.fingerprint,
+            language=draft.language,
+            page_url=draft.page_url,
+            ip=draft.ip,
+            browser=draft.browser,
+            os=draft.os,
+            record_id=draft.record_id,
+            salt=draft.salt,
             chain=chain,
             seq=seq,
             prev_hash=prev_hash,
-            format=RECORD_FORMAT,
+            hash=digest_of_body,
+            personal_digest=digest,
         )
-        personal = _canonical({name: values[name] for name in PERSONAL_FIELDS})
-        values["personal_digest"] = hashlib.sha256(personal).hexdigest()
-        body = _canonical({name: values[name] for name in (*_BODY_FIELDS, "personal_digest")})
-        return cls(**values, hash=hashlib.sha256(body).hexdigest())
+        return record, StoredRecord(chain, seq, time, body, digest_of_body, personal)
 
     @property
     def redacted(self) -> bool:
@@ -234,6 +286,10 @@ class ConsentRecord(RecordDraft):
             return cls(**data)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a consent record: {exc!r}") from None
+
+
+#: Encodes values already in sorted key order canonically (no spaces, UTF-8 as is).
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _canonical(values: dict[str, Any]) -> bytes:

@@ -134,9 +134,8 @@ class SQLiteStore:
                     sealed.append(_stored(existing).record())
                     continue
                 seq += 1
-                record = ConsentRecord.seal(draft, seq=seq, prev_hash=prev)
+                record, stored = ConsentRecord.seal_stored(draft, seq=seq, prev_hash=prev)
                 prev = record.hash
-                stored = record.stored()
                 rows.append(
                     (
                         record.seq,
@@ -155,12 +154,29 @@ class SQLiteStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            if rows:
+                # The head, kept apart from the records: a chain cut off at the end shows.
+                db.executemany(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    (("head_seq", str(seq)), ("head_hash", prev)),
+                )
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
         return sealed
+
+    def _head(self) -> tuple[int, str] | None:
+        """Return (seq, hash) of the last record appended, as kept in meta."""
+        rows = dict(
+            self._db.execute(
+                "SELECT key, value FROM meta WHERE key IN ('head_seq', 'head_hash')"
+            ).fetchall()
+        )
+        if "head_seq" not in rows:
+            return None
+        return int(rows["head_seq"]), rows["head_hash"]
 
     def _anchor(self) -> tuple[int, str]:
         """Return (seq, hash) of the last record before the first kept one."""
@@ -237,14 +253,36 @@ class SQLiteStore:
     async def verify(self, progress: ProgressCallback | None = None) -> VerifyReport:
         """Walk every record in seq order and check each link and hash."""
         anchor_seq, anchor_hash = await self._run(self._anchor)
+        head = await self._run(self._head)
         verifier = ChainVerifier(anchor=anchor_hash, first_seq=anchor_seq + 1)
         count = 0
+        last: StoredRecord | None = None
         async for stored in self.stored():
             verifier.feed_stored(stored)
+            last = stored
             count += 1
             if progress is not None and count % BATCH == 0:
                 progress(count)
-        return verifier.report()
+        report = verifier.report()
+        if head is None:
+            return report
+        head_seq, head_hash = head
+        if (last.seq if last else anchor_seq) < head_seq:
+            ends = f", the chain ends at seq {last.seq}" if last else ""
+            problem = f"chain 0: last record missing: head says seq {head_seq}{ends}"
+        elif last is not None and last.seq == head_seq and last.hash != head_hash:
+            problem = (
+                f"chain 0 seq {last.seq}: does not match the chain's head "
+                "(the last record was altered)"
+            )
+        else:
+            return report
+        return VerifyReport(
+            ok=False,
+            checked=report.checked,
+            problems=(*report.problems, problem),
+            chains=report.chains,
+        )
 
     async def purge(self, before: datetime, *, dry_run: bool = False) -> PurgeReport:
         """Delete the leading records older than ``before``; their last one becomes the anchor."""
