@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import io
 import json
 import os
@@ -56,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"consentgate: {exc}", file=sys.stderr)
         return 2
     handler: Handler = args.handler
+    # Commands stream millions of short-lived objects; the long-lived ones (modules,
+    # settings) need not be rescanned by every full collection meanwhile.
+    gc.freeze()
 
     async def main() -> int:
         try:

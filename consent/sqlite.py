@@ -191,22 +191,30 @@ class SQLiteStore:
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> AsyncIterator[StoredRecord]:
         """Yield stored records with ``since <= time < until`` in chain order, in batches."""
+        async for batch in self._batches(since, until):
+            for stored in batch:
+                yield stored
+
+    async def _batches(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> AsyncIterator[list[StoredRecord]]:
         low = format_time(since) if since else ""
         high = format_time(until) if until else "~"
         after = -1
+        make = StoredRecord._make
         while True:
             rows = await self._run(
                 lambda after=after: self._db.execute(  # type: ignore[misc]
-                    "SELECT seq, time, body, hash, personal, redacted_at FROM records "
+                    "SELECT 0, seq, time, body, hash, personal, redacted_at FROM records "
                     "WHERE seq > ? AND time >= ? AND time < ? ORDER BY seq LIMIT ?",
                     (after, low, high, BATCH),
                 ).fetchall()
             )
-            for row in rows:
-                yield _stored(row)
+            if rows:
+                yield list(map(make, rows))
             if len(rows) < BATCH:
                 return
-            after = rows[-1][0]
+            after = rows[-1][1]
 
     async def records(
         self, *, since: datetime | None = None, until: datetime | None = None
@@ -257,11 +265,13 @@ class SQLiteStore:
         verifier = ChainVerifier(anchor=anchor_hash, first_seq=anchor_seq + 1)
         count = 0
         last: StoredRecord | None = None
-        async for stored in self.stored():
-            verifier.feed_stored(stored)
-            last = stored
-            count += 1
-            if progress is not None and count % BATCH == 0:
+        async for batch in self._batches():
+            feed = verifier.feed_stored
+            for stored in batch:
+                feed(stored)
+            last = batch[-1]
+            count += len(batch)
+            if progress is not None:
                 progress(count)
         report = verifier.report()
         if head is None:
