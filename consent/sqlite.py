@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio.to_thread
 
@@ -200,21 +203,33 @@ class SQLiteStore:
     ) -> AsyncIterator[list[StoredRecord]]:
         low = format_time(since) if since else ""
         high = format_time(until) if until else "~"
-        after = -1
         make = StoredRecord._make
-        while True:
-            rows = await self._run(
-                lambda after=after: self._db.execute(  # type: ignore[misc]
-                    "SELECT 0, seq, time, body, hash, personal, redacted_at FROM records "
-                    "WHERE seq > ? AND time >= ? AND time < ? ORDER BY seq LIMIT ?",
-                    (after, low, high, BATCH),
-                ).fetchall()
-            )
-            if rows:
-                yield list(map(make, rows))
-            if len(rows) < BATCH:
-                return
-            after = rows[-1][1]
+
+        def fetch(after: int) -> list[tuple[Any, ...]]:
+            return self._db.execute(
+                "SELECT 0, seq, time, body, hash, personal, redacted_at FROM records "
+                "WHERE seq > ? AND time >= ? AND time < ? ORDER BY seq LIMIT ?",
+                (after, low, high, BATCH),
+            ).fetchall()
+
+        # The next batch is read (SQLite releases the GIL) while this one is consumed.
+        pending: asyncio.Task[list[tuple[Any, ...]]] | None = asyncio.ensure_future(
+            self._run(functools.partial(fetch, -1))
+        )
+        try:
+            while pending is not None:
+                rows = await pending
+                pending = None
+                if len(rows) == BATCH:
+                    after = rows[-1][1]
+                    pending = asyncio.ensure_future(self._run(functools.partial(fetch, after)))
+                if rows:
+                    yield list(map(make, rows))
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StoreError):
+                    await pending
 
     async def records(
         self, *, since: datetime | None = None, until: datetime | None = None
