@@ -510,18 +510,16 @@ class RedisStore:
             args: list[str | int] = [str(seq), prev, len(todo)]
             for draft in todo:
                 seq += 1
-                record, stored = ConsentRecord.seal_stored(
-                    draft, seq=seq, prev_hash=prev, chain=chain
-                )
+                record, row = ConsentRecord.seal_stored(draft, seq=seq, prev_hash=prev, chain=chain)
                 prev = record.hash
                 sealed.append(record)
                 args += [
                     record.record_id,
                     record.consent_id,
                     str(seq),
-                    stored.body,
+                    row.body,
                     record.hash,
-                    stored.personal or "",
+                    row.personal or "",
                 ]
             reply = cast(list[str], await self._run(self._append_script(keys.all, args)))
             if reply[0] == "ok":
