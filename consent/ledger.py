@@ -81,12 +81,29 @@ class Ledger:
         try:
             record = await asyncio.wait_for(asyncio.shield(future), self.timeout)
         except TimeoutError:
-            await self._spool(draft, f"the store took longer than {self.timeout:g} s")
+            try:
+                await self._spool(draft, f"the store took longer than {self.timeout:g} s")
+            except StoreError:
+                return await self._settle(draft, future)
             return Outcome(draft, None)
         except Exception as exc:  # any store failure: the spool keeps the decision
             await self._spool(draft, f"the store failed: {exc}")
             return Outcome(draft, None)
         return Outcome(draft, record)
+
+    async def _settle(self, draft: RecordDraft, future: asyncio.Future[ConsentRecord]) -> Outcome:
+        """The store stalled and the spool failed: make sure the answer tells the truth."""
+        for index, (queued, _) in enumerate(self._queue):
+            if queued is draft:  # not written yet: withdraw it, nothing is recorded
+                del self._queue[index]
+                future.cancel()
+                raise StoreError("the store stalled and the spool failed; nothing was recorded")
+        # Already on its way to the store: its outcome decides (the store's own timeouts
+        # bound the wait).
+        try:
+            return Outcome(draft, await future)
+        except Exception as exc:
+            raise StoreError(f"the store failed and the spool too: {exc}") from exc
 
     def _submit(self, draft: RecordDraft) -> asyncio.Future[ConsentRecord]:
         """Queue ``draft`` for the next group commit."""

@@ -90,10 +90,14 @@ class Spool:
             self.directory.mkdir(parents=True, exist_ok=True)
             with self._lock, _locked(self.directory / LOCK_NAME):
                 fd = os.open(
-                    self.directory / SPOOL_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+                    self.directory / SPOOL_NAME, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600
                 )
                 try:
                     size = os.fstat(fd).st_size
+                    if size and os.pread(fd, 1, size - 1) != b"\n":
+                        # A writer died mid-line (never acknowledged): end that fragment, so
+                        # it is set aside alone and this decision stays a line of its own.
+                        data = b"\n" + data
                     try:
                         _write_all(fd, data)
                         os.fsync(fd)
@@ -155,22 +159,29 @@ class Spool:
             try:
                 fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                return ReplayReport(0, 0, self.depth().depth, busy=True)
+                depth = await anyio.to_thread.run_sync(self.depth)
+                return ReplayReport(0, 0, depth.depth, busy=True)
             await anyio.to_thread.run_sync(self._take_over)
             before = await store.count()
             replayed = corrupt = 0
             for path in sorted(self.directory.glob(f"{REPLAY_PREFIX}*.jsonl")):
-                drafts, bad = await anyio.to_thread.run_sync(_read, path)
+                offset, done = 0, 0
+                bad: list[bytes] = []
+                while True:  # a batch at a time: memory stays bounded however long the spool
+                    drafts, torn, offset = await anyio.to_thread.run_sync(_read, path, offset)
+                    bad += torn
+                    if drafts:
+                        await store.append_many(drafts)
+                        done += len(drafts)
+                    if not drafts and not torn:
+                        break
                 if bad:
                     corrupt += len(bad)
                     await anyio.to_thread.run_sync(self._keep_corrupt, path, bad)
-                for start in range(0, len(drafts), REPLAY_BATCH):
-                    batch = drafts[start : start + REPLAY_BATCH]
-                    await store.append_many(batch)
-                    replayed += len(batch)
                 await anyio.to_thread.run_sync(_remove, path)
-                if drafts:
-                    logger.info("replayed %d spooled decision(s) from %s", len(drafts), path.name)
+                replayed += done
+                if done:
+                    logger.info("replayed %d spooled decision(s) from %s", done, path.name)
             self._checked_mtime = None
             self._pending = False
             duplicates = max(0, replayed - (await store.count() - before)) if replayed else 0
@@ -222,17 +233,22 @@ def _parse(raw: bytes) -> RecordDraft | None:
         return None
 
 
-def _read(path: Path) -> tuple[list[RecordDraft], list[bytes]]:
+def _read(path: Path, offset: int) -> tuple[list[RecordDraft], list[bytes], int]:
+    """Read up to ``REPLAY_BATCH`` lines from ``offset``: (drafts, bad lines, next offset)."""
     drafts: list[RecordDraft] = []
     bad: list[bytes] = []
     with open(path, "rb") as lines:
-        for raw in lines:
+        lines.seek(offset)
+        while len(drafts) + len(bad) < REPLAY_BATCH:
+            raw = lines.readline()
+            if not raw:
+                break
             draft = _parse(raw)
             if draft is None:
                 bad.append(raw)
             else:
                 drafts.append(draft)
-    return drafts, bad
+        return drafts, bad, lines.tell()
 
 
 def _waiting(directory: Path) -> Iterator[Path]:

@@ -170,23 +170,23 @@ class SQLiteStore:
             raise
         return sealed
 
-    def _head(self) -> tuple[int, str] | None:
+    def _head(self, db: sqlite3.Connection | None = None) -> tuple[int, str] | None:
         """Return (seq, hash) of the last record appended, as kept in meta."""
         rows = dict(
-            self._db.execute(
-                "SELECT key, value FROM meta WHERE key IN ('head_seq', 'head_hash')"
-            ).fetchall()
+            (db or self._db)
+            .execute("SELECT key, value FROM meta WHERE key IN ('head_seq', 'head_hash')")
+            .fetchall()
         )
         if "head_seq" not in rows:
             return None
         return int(rows["head_seq"]), rows["head_hash"]
 
-    def _anchor(self) -> tuple[int, str]:
+    def _anchor(self, db: sqlite3.Connection | None = None) -> tuple[int, str]:
         """Return (seq, hash) of the last record before the first kept one."""
         rows = dict(
-            self._db.execute(
-                "SELECT key, value FROM meta WHERE key IN ('anchor_seq', 'anchor_hash')"
-            ).fetchall()
+            (db or self._db)
+            .execute("SELECT key, value FROM meta WHERE key IN ('anchor_seq', 'anchor_hash')")
+            .fetchall()
         )
         return int(rows.get("anchor_seq", 0)), rows.get("anchor_hash", GENESIS_HASH)
 
@@ -199,14 +199,20 @@ class SQLiteStore:
                 yield stored
 
     async def _batches(
-        self, since: datetime | None = None, until: datetime | None = None
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        db: sqlite3.Connection | None = None,
     ) -> AsyncIterator[list[StoredRecord]]:
         low = format_time(since) if since else ""
         high = format_time(until) if until else "~"
         make = StoredRecord._make
 
+        connection = db if db is not None else self._db
+
         def fetch(after: int) -> list[tuple[Any, ...]]:
-            return self._db.execute(
+            return connection.execute(
                 "SELECT 0, seq, time, body, hash, personal, redacted_at FROM records "
                 "WHERE seq > ? AND time >= ? AND time < ? ORDER BY seq LIMIT ?",
                 (after, low, high, BATCH),
@@ -274,20 +280,28 @@ class SQLiteStore:
         return None if row is None else str(row[0])
 
     async def verify(self, progress: ProgressCallback | None = None) -> VerifyReport:
-        """Walk every record in seq order and check each link and hash."""
-        anchor_seq, anchor_hash = await self._run(self._anchor)
-        head = await self._run(self._head)
-        verifier = ChainVerifier(anchor=anchor_hash, first_seq=anchor_seq + 1)
-        count = 0
-        last: StoredRecord | None = None
-        async for batch in self._batches():
-            feed = verifier.feed_stored
-            for stored in batch:
-                feed(stored)
-            last = batch[-1]
-            count += len(batch)
-            if progress is not None:
-                progress(count)
+        """Walk every record in seq order and check each link and hash.
+
+        Reads through a connection of its own in one read transaction, so a purge or
+        appends by other processes meanwhile do not show as gaps (WAL keeps the snapshot).
+        """
+        snapshot = await anyio.to_thread.run_sync(self._snapshot)
+        try:
+            anchor_seq, anchor_hash = await self._run(lambda: self._anchor(snapshot))
+            head = await self._run(lambda: self._head(snapshot))
+            verifier = ChainVerifier(anchor=anchor_hash, first_seq=anchor_seq + 1)
+            count = 0
+            last: StoredRecord | None = None
+            async for batch in self._batches(db=snapshot):
+                feed = verifier.feed_stored
+                for stored in batch:
+                    feed(stored)
+                last = batch[-1]
+                count += len(batch)
+                if progress is not None:
+                    progress(count)
+        finally:
+            await anyio.to_thread.run_sync(snapshot.close)
         report = verifier.report()
         if head is None:
             return report
@@ -308,6 +322,18 @@ class SQLiteStore:
             problems=(*report.problems, problem),
             chains=report.chains,
         )
+
+    def _snapshot(self) -> sqlite3.Connection:
+        """Open a read connection holding one consistent view of the ledger."""
+        try:
+            db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+            db.execute("BEGIN")
+            db.execute("SELECT count(*) FROM meta").fetchone()  # the snapshot starts here
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite ledger {str(self.path)!r}: {exc}") from exc
+        return db
 
     async def purge(self, before: datetime, *, dry_run: bool = False) -> PurgeReport:
         """Delete the leading records older than ``before``; their last one becomes the anchor."""

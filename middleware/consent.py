@@ -72,6 +72,7 @@ class ConsentMiddleware:
         self.app = app
         self.settings = settings
         self.codec = CookieCodec(settings, clock=lambda: clock().timestamp())
+        self._owns_store = store is None
         self.store = store if store is not None else open_store(settings.store_url)
         self.ledger = Ledger(self.store, settings.ledger, clock=clock)
         self.assets = assets if assets is not None else BannerAssets()
@@ -130,11 +131,14 @@ class ConsentMiddleware:
 
     def _lifespan_receive(self, receive: Receive) -> Receive:
         ledger = self.ledger
+        store = self.store if self._owns_store else None
 
         async def lifespan_receive() -> Message:
             message = await receive()
             if message["type"] == "lifespan.shutdown":
                 await ledger.stop()
+                if store is not None:  # opened from store_url: ours to close
+                    await store.close()
             return message
 
         return lifespan_receive

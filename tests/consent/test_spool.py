@@ -252,3 +252,85 @@ async def test_background_work_replays_and_purges_without_traffic(
     # The three old records are purged (retention 1,095 days); the spooled one is stored.
     assert [r.consent_id async for r in sqlite_store.records()] == [f"{10:022d}"]
     assert (await sqlite_store.verify()).ok
+
+
+async def test_decision_after_a_torn_line_is_not_lost(
+    tmp_path: Path, sqlite_store: SQLiteStore
+) -> None:
+    """A writer killed mid-line; the next (acknowledged) write must stay readable."""
+    spool = Spool(tmp_path / "spool")
+    spool.write([draft(1)])
+    tear(tmp_path / "spool" / SPOOL_NAME)
+    spool.write([draft(2)])
+    report = await spool.replay(sqlite_store)
+    assert (report.replayed, report.corrupt) == (2, 1)
+    assert [r.consent_id async for r in sqlite_store.records()] == [f"{1:022d}", f"{2:022d}"]
+
+
+async def test_long_spool_replays_in_bounded_batches(
+    tmp_path: Path, sqlite_store: SQLiteStore
+) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.write([draft(n) for n in range(1200)])
+    batches: list[int] = []
+    original = sqlite_store.append_many
+
+    async def counting(drafts: list[RecordDraft]) -> object:
+        batches.append(len(drafts))
+        return await original(drafts)
+
+    sqlite_store.append_many = counting  # type: ignore[method-assign,assignment]
+    report = await spool.replay(sqlite_store)
+    assert report.replayed == 1200
+    assert max(batches) <= 500 and sum(batches) == 1200
+    assert await sqlite_store.count() == 1200
+
+
+async def test_stalled_store_and_failed_spool_answer_truthfully(
+    tmp_path: Path, sqlite_store: SQLiteStore
+) -> None:
+    """Store too slow, spool unusable: the decision is withdrawn, not stored behind a 503."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    stalling = FailingStore(sqlite_store)
+    stalling.stall.clear()
+    settings = LedgerSettings(spool_directory=str(blocker / "spool"), timeout_seconds=0.2)
+    ledger = Ledger(stalling, settings)  # type: ignore[arg-type]
+    first = asyncio.ensure_future(ledger.record(draft(1)))  # in flight, stalled
+    await asyncio.sleep(0.05)
+    with pytest.raises(StoreError, match="nothing was recorded"):
+        await ledger.record(draft(2))  # still queued behind it: withdrawn
+    stalling.stall.set()
+    outcome = await first  # in flight: its real outcome is the answer
+    assert outcome.stored
+    await asyncio.sleep(0.05)
+    assert [r.consent_id async for r in sqlite_store.records()] == [f"{1:022d}"]
+
+
+async def test_verify_sees_one_snapshot_while_another_process_purges(
+    tmp_path: Path, sqlite_store: SQLiteStore
+) -> None:
+    await sqlite_store.append_many([draft(n) for n in range(5000)])
+    purged = False
+
+    def purge_meanwhile(checked: int) -> None:
+        nonlocal purged
+        if purged:
+            return
+        purged = True
+        other = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        seq, digest = other.execute("SELECT seq, hash FROM records WHERE seq = 3000").fetchone()
+        other.execute("DELETE FROM records WHERE seq <= 3000")
+        other.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            (("anchor_seq", str(seq)), ("anchor_hash", digest)),
+        )
+        other.execute("COMMIT")
+        other.close()
+
+    report = await sqlite_store.verify(purge_meanwhile)
+    assert purged
+    assert report.ok and report.checked == 5000, report.problems[:3]
+    after = await sqlite_store.verify()
+    assert after.ok and after.checked == 2000
