@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any, Literal, NamedTuple, Self, get_args
 
 import orjson
 
@@ -74,22 +74,24 @@ class RecordDraft:
     """Random; hashed with the personal fields so their digest reveals nothing once erased."""
 
     def to_json(self) -> dict[str, Any]:
-        """Return the draft as JSON-ready values (the spool's form)."""
-        return {f.name: _plain_value(getattr(self, f.name)) for f in fields(RecordDraft)}
+        """Return every field as JSON-ready values (the spool's and the export's form)."""
+        return {f.name: _plain_value(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
-    def from_json(cls, values: dict[str, Any]) -> RecordDraft:
-        """Rebuild a draft from ``to_json`` output (raises ``ValueError`` on bad input)."""
+    def from_json(cls, values: dict[str, Any]) -> Self:
+        """Rebuild a draft or record from ``to_json`` output (``ValueError`` on bad input)."""
         try:
-            data = {f.name: values[f.name] for f in fields(RecordDraft)}
+            data = {f.name: values[f.name] for f in fields(cls) if f.name in values}
             data["time"] = parse_time(data["time"])
+            if data.get("redacted_at") is not None:
+                data["redacted_at"] = parse_time(data["redacted_at"])
             data["granted"] = tuple(data["granted"])
             data["refused"] = tuple(data["refused"])
             if data["action"] not in ACTIONS:
                 raise ValueError(f"action {data['action']!r} is not one of {ACTIONS!r}")
             return cls(**data)
         except (KeyError, TypeError) as exc:
-            raise ValueError(f"not a consent record draft: {exc!r}") from None
+            raise ValueError(f"not a consent {cls.__name__}: {exc!r}") from None
 
 
 #: The fields erased on request (GDPR Art. 17); the chain hashes only their digest.
@@ -269,26 +271,6 @@ class ConsentRecord(RecordDraft):
         if self.redacted:
             return self
         return replace(self, browser="", ip="", os="", page_url="", salt="", redacted_at=at)
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the record as JSON-ready values (the export form)."""
-        return {f.name: _plain_value(getattr(self, f.name)) for f in fields(self)}
-
-    @classmethod
-    def from_json(cls, values: dict[str, Any]) -> ConsentRecord:
-        """Rebuild a record from ``to_json`` output (raises ``ValueError`` on bad input)."""
-        try:
-            data = {f.name: values[f.name] for f in fields(cls) if f.name in values}
-            data["time"] = parse_time(data["time"])
-            if data.get("redacted_at") is not None:
-                data["redacted_at"] = parse_time(data["redacted_at"])
-            data["granted"] = tuple(data["granted"])
-            data["refused"] = tuple(data["refused"])
-            if data["action"] not in ACTIONS:
-                raise ValueError(f"action {data['action']!r} is not one of {ACTIONS!r}")
-            return cls(**data)
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"not a consent record: {exc!r}") from None
 
 
 _sha256 = hashlib.sha256
