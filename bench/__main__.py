@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import banner, e2e, privacy, request_path, rewrite
+from bench import banner, e2e, ledger, privacy, request_path, rewrite
 
 
 def main() -> None:
@@ -11,6 +11,7 @@ def main() -> None:
     rewrite.main()
     e2e.main()
     privacy.main()
+    ledger.main([])
     banner.main([])
 
 
