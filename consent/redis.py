@@ -64,8 +64,9 @@ MAX_SHARDS = 1024
 DEFAULT_PREFIX = "consentgate"
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_PORT = 6379
-#: Stream entries fetched per round trip (iteration, verification, purge).
-BATCH = 1000
+#: Stream entries fetched per round trip (iteration, verification, purge); a read keeps
+#: at most two batches per chain in memory, so this bounds an export's memory.
+BATCH = 250
 #: How often an append is re-sealed after losing a race for a chain's head.
 MAX_TRIES = 100
 #: Drafts of concurrent appends to one chain combined into one script call (at most).
