@@ -8,35 +8,15 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from consentgate.consent import ConsentRecord, RecordDraft, open_store, verify_chain
+from consentgate.consent import ConsentRecord, open_store, verify_chain
 from consentgate.consent.sqlite import SQLiteStore
 from consentgate.consent.store import Store, StoreError
-
-T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
-
-
-def draft(n: int = 0, consent_id: str = "c" * 22, **changes: object) -> RecordDraft:
-    values: dict[str, object] = {
-        "consent_id": consent_id,
-        "time": T0 + timedelta(minutes=n),
-        "action": "custom",
-        "granted": ("matomo",),
-        "refused": ("facebook_pixel", "google_ads"),
-        "revision": 1,
-        "fingerprint": "f" * 64,
-        "language": "de",
-        "page_url": "https://www.example.de/strom",
-        "ip": "203.0.113.0",
-        "browser": "Firefox",
-        "os": "Windows",
-    }
-    values.update(changes)
-    return RecordDraft(**values)  # type: ignore[arg-type]
+from tests.consent.drafts import T0, draft
 
 
 async def fill(store: Store, count: int) -> list[ConsentRecord]:

@@ -13,7 +13,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,34 +21,15 @@ import pytest
 import redis.asyncio
 import redis.asyncio.cluster
 
-from consentgate.consent import ConsentRecord, RecordDraft, StoredRecord, open_store
+from consentgate.consent import ConsentRecord, StoredRecord, open_store
 from consentgate.consent.redis import RedisStore, chain_of, merge_batches
 from consentgate.consent.store import Store, StoreError, StoreUnavailable
+from tests.consent.drafts import T0, draft
 from tests.redis_servers import RedisCluster, RedisServer, cluster_nodes, flush, free_port
 
-T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 BACKENDS = ["sqlite", "redis", "cluster"]
 SHARDS = 16
 PREFIX = "consentgate"
-
-
-def draft(n: int = 0, consent_id: str = "c" * 22, **changes: Any) -> RecordDraft:
-    values: dict[str, Any] = {
-        "consent_id": consent_id,
-        "time": T0 + timedelta(minutes=n),
-        "action": "custom",
-        "granted": ("matomo",),
-        "refused": ("facebook_pixel", "google_ads"),
-        "revision": 1,
-        "fingerprint": "f" * 64,
-        "language": "de",
-        "page_url": "https://www.example.de/strom",
-        "ip": "203.0.113.0",
-        "browser": "Firefox",
-        "os": "Windows",
-    }
-    values.update(changes)
-    return RecordDraft(**values)
 
 
 def cid(n: int) -> str:
