@@ -131,6 +131,21 @@ def serve(name: str, target: str, env: dict[str, str], folder: Path) -> Iterator
 _RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 _ERRORS = re.compile(r"Socket errors:.*")
+_TOTAL = re.compile(r"(\d+) requests in ")
+
+
+def wrk_counts(result: subprocess.CompletedProcess[str]) -> tuple[float, int, list[str]]:
+    """Read a wrk run's requests/s, completed requests and its error lines."""
+    rate = _RATE.search(result.stdout)
+    total = _TOTAL.search(result.stdout)
+    if rate is None or total is None:
+        raise RuntimeError(f"unexpected wrk output:\n{result.stdout}{result.stderr}")
+    problems = [
+        m.group(0)
+        for m in (_NON_2XX.search(result.stdout), _ERRORS.search(result.stdout))
+        if m is not None
+    ]
+    return float(rate.group(1)), int(total.group(1)), problems
 
 
 def wrk(url: str, seconds: int, cookie: str | None) -> float:

@@ -40,7 +40,6 @@ import http.client
 import json
 import os
 import pstats
-import re
 import shutil
 import statistics
 import subprocess
@@ -58,9 +57,6 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Scope
 
 from bench.e2e import (
-    _ERRORS,
-    _NON_2XX,
-    _RATE,
     LOAD_CPUS,
     ROOT,
     SECONDS,
@@ -69,6 +65,7 @@ from bench.e2e import (
     WARMUP_SECONDS,
     Server,
     serve,
+    wrk_counts,
 )
 from bench.e2e_apps import SETTINGS_ENV
 from bench.ledger_apps import (
@@ -135,9 +132,6 @@ wrk.headers["Accept-Language"] = "de-DE,de;q=0.9,en;q=0.8"
     return path
 
 
-_TOTAL = re.compile(r"(\d+) requests in ")
-
-
 @dataclass(frozen=True, slots=True)
 class Load:
     """What one wrk run did."""
@@ -153,13 +147,8 @@ def wrk_post(url: str, connections: int, seconds: int, script: Path) -> Load:
     result = subprocess.run(  # noqa: S603
         [*command, url], capture_output=True, text=True, check=True
     )
-    rate = _RATE.search(result.stdout)
-    total = _TOTAL.search(result.stdout)
-    if rate is None or total is None:
-        raise RuntimeError(f"unexpected wrk output:\n{result.stdout}{result.stderr}")
-    problems = [m.group(0) for m in (_NON_2XX.search(result.stdout),) if m is not None]
-    problems += [m.group(0) for m in (_ERRORS.search(result.stdout),) if m is not None]
-    return Load(float(rate.group(1)), int(total.group(1)), tuple(problems))
+    rate, total, problems = wrk_counts(result)
+    return Load(rate, total, tuple(problems))
 
 
 def run_raw(kind: str, target: str, seconds: int, env: dict[str, str]) -> float:

@@ -27,7 +27,6 @@ import asyncio
 import json
 import os
 import random
-import re
 import shutil
 import statistics
 import subprocess
@@ -45,9 +44,6 @@ from starlette.types import Receive, Scope, Send
 from ua_parser import user_agent_parser
 
 from bench.e2e import (
-    _ERRORS,
-    _NON_2XX,
-    _RATE,
     CONNECTIONS,
     LOAD_CPUS,
     ROUNDS,
@@ -57,6 +53,7 @@ from bench.e2e import (
     WARMUP_SECONDS,
     Server,
     serve,
+    wrk_counts,
 )
 from bench.page import json_body
 from bench.privacy_apps import LOGS_ENV, STATE_ENV, STATS_PATH
@@ -462,7 +459,6 @@ end
 
 
 # --- End to end -------------------------------------------------------------------------------
-_TOTAL = re.compile(r"(\d+) requests in ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,15 +475,10 @@ def wrk_script(url: str, seconds: int, script: Path, offset: int) -> Load:
     result = subprocess.run(  # noqa: S603
         [*command, url, "--", str(offset)], capture_output=True, text=True, check=True
     )
-    rate = _RATE.search(result.stdout)
-    total = _TOTAL.search(result.stdout)
-    if rate is None or total is None:
-        raise RuntimeError(f"unexpected wrk output:\n{result.stdout}{result.stderr}")
-    problems = [m.group(0) for m in (_NON_2XX.search(result.stdout),) if m is not None]
-    problems += [m.group(0) for m in (_ERRORS.search(result.stdout),) if m is not None]
+    rate, total, problems = wrk_counts(result)
     if problems:
         raise RuntimeError(f"wrk on {url}: {'; '.join(problems)}")
-    return Load(float(rate.group(1)), int(total.group(1)))
+    return Load(rate, total)
 
 
 @dataclass(slots=True)
