@@ -5,6 +5,7 @@ from __future__ import annotations
 from consentgate.config.loader import ConfigError, Problem
 from consentgate.config.models import (
     CATEGORIES,
+    LANGUAGES,
     AccessLogSettings,
     BannerTexts,
     Category,
@@ -24,6 +25,7 @@ from consentgate.config.presets import PRESET_IDS, preset_ids
 
 __all__ = [
     "CATEGORIES",
+    "LANGUAGES",
     "PRESET_IDS",
     "AccessLogSettings",
     "BannerTexts",

@@ -1,13 +1,18 @@
-"""The ``consentgate`` command: the ledger commands plus ``logs sweep``."""
+"""The ``consentgate`` command: the ledger commands, ``logs sweep``, ``declaration``,
+``audit`` and ``check``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
-from consentgate.config import ConfigError
+from consentgate.config import LANGUAGES, ConfigError, Settings
+from consentgate.consent import Store
+
 from consentgate.consent import cli as ledger
 from consentgate.middleware.logfiles import expired_files, sweep
 
@@ -72,7 +77,105 @@ def _parser() -> argparse.ArgumentParser:
         "--retention-days", type=int, metavar="N", help="overrides [access_log] retention_days"
     )
     sweep_.set_defaults(run=_sweep)
+
+    declaration = commands.add_parser(
+        "declaration",
+        help="print the cookie declaration and privacy-policy section for the settings",
+        description=(
+            "Generate the cookie declaration (providers, purposes, legal basis, cookies and "
+            "lifetimes, third-country transfers, withdrawal) and the access-log paragraph "
+            "from the settings, in German or English, as an HTML fragment or Markdown."
+        ),
+    )
+    declaration.add_argument(
+        "--lang", choices=LANGUAGES, help="language (default: the first of the settings' languages)"
+    )
+    declaration.add_argument(
+        "--format", choices=("html", "md"), default="html", help="output format (default: html)"
+    )
+    declaration.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
+    declaration.set_defaults(run=_declaration)
+
+    audit = commands.add_parser(
+        "audit",
+        help="list third-party hosts and cookies the app served that no service covers",
+        description=(
+            "Show what the middleware's tracker audit counted, per path: hosts in the HTML "
+            "and cookie names set by the app that no configured service covers, for example "
+            "a tag pasted into a template without updating the settings. Exit status 1 when "
+            "there are findings, so CI can flag them."
+        ),
+    )
+    audit.add_argument("--json", action="store_true", help="print JSON instead of text")
+    audit.add_argument(
+        "--lang", choices=LANGUAGES, default="de", help="language of the text (default: de)"
+    )
+    audit.set_defaults(run=_audit)
+
+    check = commands.add_parser(
+        "check",
+        help="validate a settings file and print every problem with its fix",
+        description=(
+            "Validate the settings file (--config, $CONSENTGATE_CONFIG or ./consentgate.toml) "
+            "and print every error and warning with the fix. Exit status 0 when there are no "
+            "errors, 1 when there are errors (or warnings with --strict), 2 when the file "
+            "cannot be read."
+        ),
+    )
+    check.add_argument("file", nargs="?", metavar="FILE", help="the settings file to check")
+    check.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    check.set_defaults(run=_check)
     return parser
+
+
+def _declaration(args: argparse.Namespace) -> int:
+    from consentgate.widgets.declaration import render_declaration
+
+    try:
+        settings = ledger.load_settings(args.config)
+    except ConfigError as exc:
+        print(f"consentgate: {exc}", file=sys.stderr)
+        return 2
+    language = args.lang or settings.default_language
+    text = render_declaration(settings, language, args.format).text
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"consentgate: cannot write {args.output!r}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output} ({language}, {args.format})", file=sys.stderr)
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from consentgate.consent.cli import run as run_ledger_command
+
+    args.handler = _audit_report
+    return run_ledger_command(args)
+
+
+async def _audit_report(store: Store, settings: Settings | None, args: argparse.Namespace) -> int:
+    from consentgate.middleware.audit import describe, read_findings
+
+    findings = await read_findings(store)
+    if args.json:
+        print(json.dumps([f.to_json() for f in findings], indent=2, ensure_ascii=False))
+    else:
+        for finding in findings:
+            print(describe(finding, args.lang))
+        if not findings:
+            print("no unknown hosts or cookies seen" if args.lang == "en" else
+                  "keine unbekannten Dienste oder Cookies gesehen", file=sys.stderr)
+    return 1 if findings else 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from consentgate.config.check import run as run_check
+
+    return run_check(args.file or args.config, strict=args.strict)
 
 
 def _sweep(args: argparse.Namespace) -> int:
