@@ -19,6 +19,7 @@ from consentgate.consent.record import (
 from consentgate.consent.spool import ReplayReport, Spool, SpoolError
 from consentgate.consent.state import ConsentState, CookieCodec, new_consent_id
 from consentgate.consent.store import (
+    AuditEntry,
     PurgeReport,
     Store,
     StoreError,
@@ -31,6 +32,7 @@ __all__ = [
     "GENESIS_HASH",
     "PERSONAL_FIELDS",
     "Action",
+    "AuditEntry",
     "ChainVerifier",
     "ConsentRecord",
     "ConsentState",

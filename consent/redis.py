@@ -13,7 +13,9 @@ once. Per chain ``c`` (``P`` the key prefix, tag ``{P-cc}``):
 - ``P:{P-cc}:personal`` — a hash record id → the personal fields' canonical JSON;
 - ``P:{P-cc}:redacted`` — a hash record id → when those were erased.
 
-Globally ``P:meta`` (the shard count, fixed on first use) and ``P:banners``.
+Globally ``P:meta`` (the shard count, fixed on first use), ``P:banners``, and the tracker
+audit in ``P:{P-audit}:counts`` (finding → count) and ``P:{P-audit}:seen`` (finding →
+``first|last`` time), both under one hash tag so one script updates them together.
 
 The client seals records itself (SHA-256 is not available in Lua) from its cached head of
 the chain; the append script writes the batch only if the chain's head is still the one the
@@ -33,7 +35,7 @@ import math
 import operator
 import re
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar, cast
@@ -55,7 +57,15 @@ from consentgate.consent.record import (
     VerifyReport,
     format_time,
 )
-from consentgate.consent.store import ProgressCallback, PurgeReport, StoreError, StoreUnavailable
+from consentgate.consent.store import (
+    AUDIT_MAX_ENTRIES,
+    AuditEntry,
+    AuditKey,
+    ProgressCallback,
+    PurgeReport,
+    StoreError,
+    StoreUnavailable,
+)
 
 T = TypeVar("T")
 
@@ -181,6 +191,26 @@ end
 return erased
 """
 
+# KEYS: counts, seen. ARGV: max entries, time, then finding, count pairs. A finding already
+# kept counts on; a new one is kept only while fewer than max are.
+_AUDIT = """
+local size = redis.call('HLEN', KEYS[1])
+local limit = tonumber(ARGV[1])
+for i = 3, #ARGV, 2 do
+  local finding = ARGV[i]
+  local seen = redis.call('HGET', KEYS[2], finding)
+  if seen then
+    redis.call('HINCRBY', KEYS[1], finding, ARGV[i + 1])
+    redis.call('HSET', KEYS[2], finding, string.match(seen, '^[^|]*') .. '|' .. ARGV[2])
+  elseif size < limit then
+    redis.call('HSET', KEYS[1], finding, ARGV[i + 1])
+    redis.call('HSET', KEYS[2], finding, ARGV[2] .. '|' .. ARGV[2])
+    size = size + 1
+  end
+end
+return size
+"""
+
 
 def chain_of(consent_id: str, shards: int) -> int:
     """Return the chain (0 .. shards-1) the records of ``consent_id`` go to."""
@@ -281,12 +311,17 @@ class RedisStore:
         self._append_script: AsyncScript = self._client.register_script(_APPEND)
         self._purge_script: AsyncScript = self._client.register_script(_PURGE)
         self._erase_script: AsyncScript = self._client.register_script(_ERASE)
+        self._audit_script: AsyncScript = self._client.register_script(_AUDIT)
         # Stream entries stay raw ([id, [field, value, ...]]): building dicts for a million
         # entries would cost more than reading them.
         self._client.set_response_callback("XRANGE", _raw_reply)
         self._client.set_response_callback("XREVRANGE", _raw_reply)
         self._meta = f"{key_prefix}:meta"
         self._banners = f"{key_prefix}:banners"
+        self._audit_keys = [
+            f"{key_prefix}:{{{key_prefix}-audit}}:counts",
+            f"{key_prefix}:{{{key_prefix}-audit}}:seen",
+        ]
         self._keys = [self._chain_keys(chain) for chain in range(shards)]
         self._meta_checked = False
         self._closing = False
@@ -725,6 +760,42 @@ class RedisStore:
         """Return the stored banner content for ``fingerprint``."""
         await self._ready()
         return cast(str | None, await self._run(self._client.hget(self._banners, fingerprint)))
+
+    # -- tracker audit ----------------------------------------------------------------------
+
+    async def add_audit(self, counts: Mapping[AuditKey, int], *, at: datetime) -> None:
+        """Add tracker-audit counts in one script call (bounded by ``AUDIT_MAX_ENTRIES``)."""
+        if not counts:
+            return
+        await self._ready()
+        args: list[str | int] = [AUDIT_MAX_ENTRIES, format_time(at)]
+        for key, count in counts.items():
+            args += [json.dumps(key, ensure_ascii=False, separators=(",", ":")), count]
+        await self._run(self._audit_script(self._audit_keys, args))
+
+    async def audit(self) -> list[AuditEntry]:
+        """Return the tracker-audit findings, most frequent first."""
+        await self._ready()
+        with self._errors():
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.hgetall(self._audit_keys[0])
+                pipe.hgetall(self._audit_keys[1])
+                counts, seen = await pipe.execute()
+        entries = []
+        for finding, count in counts.items():
+            kind, name, path = json.loads(finding)
+            first, _, last = seen.get(finding, "|").partition("|")
+            entries.append(AuditEntry(kind, name, path, int(count), first, last))
+        entries.sort(key=lambda e: (-e.count, e.kind, e.name, e.path))
+        return entries
+
+    async def clear_audit(self) -> int:
+        """Forget every tracker-audit finding."""
+        await self._ready()
+        size = await self._run(self._client.hlen(self._audit_keys[0]))
+        # One slot (shared hash tag), so one DEL works on a cluster as well.
+        await self._run(self._client.delete(*self._audit_keys))
+        return int(size)
 
     # -- verification, retention, erasure ---------------------------------------------------
 

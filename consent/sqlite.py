@@ -8,7 +8,7 @@ import functools
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,7 +24,15 @@ from consentgate.consent.record import (
     VerifyReport,
     format_time,
 )
-from consentgate.consent.store import ProgressCallback, PurgeReport, StoreError, StoreUnavailable
+from consentgate.consent.store import (
+    AUDIT_MAX_ENTRIES,
+    AuditEntry,
+    AuditKey,
+    ProgressCallback,
+    PurgeReport,
+    StoreError,
+    StoreUnavailable,
+)
 
 T = TypeVar("T")
 
@@ -52,6 +60,15 @@ CREATE TABLE IF NOT EXISTS banners (
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    path TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    PRIMARY KEY (kind, name, path)
 );
 """
 
@@ -278,6 +295,51 @@ class SQLiteStore:
             ).fetchone()
         )
         return None if row is None else str(row[0])
+
+    async def add_audit(self, counts: Mapping[AuditKey, int], *, at: datetime) -> None:
+        """Add tracker-audit counts in one transaction (bounded by ``AUDIT_MAX_ENTRIES``)."""
+        if not counts:
+            return
+        seen = format_time(at)
+
+        def add() -> None:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                (size,) = db.execute("SELECT count(*) FROM audit").fetchone()
+                for (kind, name, path), count in counts.items():
+                    cursor = db.execute(
+                        "UPDATE audit SET count = count + ?, last_seen = max(last_seen, ?) "
+                        "WHERE kind = ? AND name = ? AND path = ?",
+                        (count, seen, kind, name, path),
+                    )
+                    if cursor.rowcount == 0 and size < AUDIT_MAX_ENTRIES:
+                        db.execute(
+                            "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?)",
+                            (kind, name, path, count, seen, seen),
+                        )
+                        size += 1
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        await self._run(add)
+
+    async def audit(self) -> list[AuditEntry]:
+        """Return the tracker-audit findings, most frequent first."""
+        rows = await self._run(
+            lambda: self._db.execute(
+                "SELECT kind, name, path, count, first_seen, last_seen FROM audit "
+                "ORDER BY count DESC, kind, name, path"
+            ).fetchall()
+        )
+        return [AuditEntry(*row) for row in rows]
+
+    async def clear_audit(self) -> int:
+        """Forget every tracker-audit finding."""
+        cursor = await self._run(lambda: self._db.execute("DELETE FROM audit"))
+        return int(cursor.rowcount)
 
     async def verify(self, progress: ProgressCallback | None = None) -> VerifyReport:
         """Walk every record in seq order and check each link and hash.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -11,6 +11,14 @@ from consentgate.consent.record import ConsentRecord, RecordDraft, StoredRecord,
 
 #: Store URL schemes ``open_store`` understands.
 STORE_SCHEMES = ("sqlite", "redis", "rediss", "redis+cluster", "rediss+cluster")
+#: Distinct tracker-audit findings a store keeps; counts of further ones are not kept, so a
+#: site with an id in every path cannot grow the audit without bound.
+AUDIT_MAX_ENTRIES = 5000
+#: Longest path and name an audit finding keeps (characters).
+AUDIT_MAX_CHARS = 200
+
+AuditKey = tuple[str, str, str]
+"""A tracker-audit finding: (``host`` or ``cookie``, the host or cookie name, the path)."""
 
 
 class StoreError(RuntimeError):
@@ -32,6 +40,20 @@ class PurgeReport:
     anchors: tuple[tuple[int, int, str], ...]
     """Per chain touched: (chain, seq, hash) of the last record removed — the new anchor."""
     dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """A third-party host or an app cookie no configured service covers, as counted so far."""
+
+    kind: str
+    """``host`` (seen in the HTML) or ``cookie`` (set by the app)."""
+    name: str
+    path: str
+    count: int
+    first_seen: str
+    """When first counted (UTC, ISO 8601), as the ledger's record times."""
+    last_seen: str
 
 
 ProgressCallback = Callable[[int], None]
@@ -88,6 +110,22 @@ class Store(Protocol):
 
     async def banner(self, fingerprint: str) -> str | None:
         """Return the banner content stored for ``fingerprint``, if any."""
+        ...
+
+    async def add_audit(self, counts: Mapping[AuditKey, int], *, at: datetime) -> None:
+        """Add tracker-audit counts, shared by every app process using this store.
+
+        At most ``AUDIT_MAX_ENTRIES`` distinct findings are kept; counts of further new
+        ones are dropped (known ones keep counting).
+        """
+        ...
+
+    async def audit(self) -> list[AuditEntry]:
+        """Return the tracker-audit findings, most frequent first."""
+        ...
+
+    async def clear_audit(self) -> int:
+        """Forget every tracker-audit finding; returns how many there were."""
         ...
 
     async def verify(self, progress: ProgressCallback | None = None) -> VerifyReport:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -12,7 +13,6 @@ from pathlib import Path
 
 from consentgate.config import LANGUAGES, ConfigError, Settings
 from consentgate.consent import Store
-
 from consentgate.consent import cli as ledger
 from consentgate.middleware.logfiles import expired_files, sweep
 
@@ -108,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("--json", action="store_true", help="print JSON instead of text")
     audit.add_argument(
+        "--clear",
+        action="store_true",
+        help="forget every finding (after updating the settings or removing the tag)",
+    )
+    audit.add_argument(
         "--lang", choices=LANGUAGES, default="de", help="language of the text (default: de)"
     )
     audit.set_defaults(run=_audit)
@@ -160,15 +165,23 @@ def _audit(args: argparse.Namespace) -> int:
 async def _audit_report(store: Store, settings: Settings | None, args: argparse.Namespace) -> int:
     from consentgate.middleware.audit import describe, read_findings
 
-    findings = await read_findings(store)
+    if args.clear:
+        cleared = await store.clear_audit()
+        print(f"cleared {cleared} finding(s)", file=sys.stderr)
+        return 0
+    findings = await read_findings(store, settings)
     if args.json:
-        print(json.dumps([f.to_json() for f in findings], indent=2, ensure_ascii=False))
+        print(json.dumps([dataclasses.asdict(f) for f in findings], indent=2, ensure_ascii=False))
     else:
         for finding in findings:
             print(describe(finding, args.lang))
         if not findings:
-            print("no unknown hosts or cookies seen" if args.lang == "en" else
-                  "keine unbekannten Dienste oder Cookies gesehen", file=sys.stderr)
+            print(
+                "no unknown hosts or cookies seen"
+                if args.lang == "en"
+                else "keine unbekannten Dienste oder Cookies gesehen",
+                file=sys.stderr,
+            )
     return 1 if findings else 0
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -13,12 +16,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from consentgate.config import Language, Settings
 from consentgate.consent import ConsentState, CookieCodec, Ledger, Store, open_store
 from consentgate.middleware.accesslog import AccessLogMiddleware
+from consentgate.middleware.audit import FLUSH_SECONDS as AUDIT_FLUSH_SECONDS
 from consentgate.middleware.audit import TrackerAudit
 from consentgate.middleware.client import ClientAddressMiddleware
 from consentgate.middleware.endpoints import ConsentEndpoints
 from consentgate.middleware.htmlfilter import Gate, ResponseFilter, strip_variant
 from consentgate.middleware.logfiles import AccessLog
 from consentgate.widgets import BannerAssets
+
+logger = logging.getLogger("consentgate")
 
 #: Request headers the middleware reads.
 _WANTED = frozenset(
@@ -77,6 +83,7 @@ class ConsentMiddleware:
         self.ledger = Ledger(self.store, settings.ledger, clock=clock)
         self.assets = assets if assets is not None else BannerAssets()
         self.audit = TrackerAudit()
+        self._audit_task: asyncio.Task[None] | None = None
         self.endpoints = ConsentEndpoints(
             settings=settings,
             codec=self.codec,
@@ -121,13 +128,32 @@ class ConsentMiddleware:
             scope = self.client_address.rewrite(scope)
             if not self.ledger.started:
                 # No lifespan from this server: spool replay and purge start with traffic.
-                self.ledger.start()
+                self._start_background()
         elif kind == "lifespan":
             # Started now, not at the app's startup message: an app refusing the lifespan
             # still gets its spool replayed and its records purged without traffic.
-            self.ledger.start()
+            self._start_background()
             receive = self._lifespan_receive(receive)
         await self._handler(scope, receive, send)
+
+    def _start_background(self) -> None:
+        self.ledger.start()
+        loop = asyncio.get_running_loop()
+        task = self._audit_task
+        if task is None or task.done() or task.get_loop() is not loop:
+            self._audit_task = loop.create_task(self._flush_audit_now_and_then())
+
+    async def _flush_audit_now_and_then(self) -> None:
+        while True:
+            await asyncio.sleep(AUDIT_FLUSH_SECONDS)
+            await self.flush_audit()
+
+    async def flush_audit(self) -> None:
+        """Add this process's tracker-audit counts to the store (logged, never raised)."""
+        try:
+            await asyncio.wait_for(self.audit.flush(self.store), self.ledger.timeout)
+        except (Exception, TimeoutError) as exc:  # the counts wait for the next flush
+            logger.warning("tracker audit not stored yet (will retry): %s", exc)
 
     def _lifespan_receive(self, receive: Receive) -> Receive:
         ledger = self.ledger
@@ -136,6 +162,12 @@ class ConsentMiddleware:
         async def lifespan_receive() -> Message:
             message = await receive()
             if message["type"] == "lifespan.shutdown":
+                task, self._audit_task = self._audit_task, None
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                await self.flush_audit()
                 await ledger.stop()
                 if store is not None:  # opened from store_url: ours to close
                     await store.close()

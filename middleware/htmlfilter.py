@@ -226,7 +226,7 @@ class ResponseFilter:
                     logger.debug("dropped a Set-Cookie of %s (no consent)", owner)
                     continue
                 cookie = value.split(b"=", 1)[0].strip().decode("latin-1")
-                if gate.cookies.owner(cookie) is None and cookie != gate.settings.cookie.name:
+                if not gate.cookies.known(cookie):
                     unknown_cookies.append(cookie)
             elif lname == b"content-type":
                 html = value[:21].lower().startswith(_HTML_TYPES)

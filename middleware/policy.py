@@ -18,7 +18,9 @@ class CookiePolicy:
     def __init__(self, settings: Settings) -> None:
         self._services = [s for s in settings.services.values() if s.category != "necessary"]
         self._own = settings.cookie.name
+        self._all = list(settings.services.values())
         self.owner = lru_cache(maxsize=4096)(self._owner)
+        self.known = lru_cache(maxsize=4096)(self._known)
 
     def _owner(self, cookie_name: str) -> str | None:
         if cookie_name == self._own:
@@ -27,6 +29,10 @@ class CookiePolicy:
             if service.matches_cookie(cookie_name):
                 return service.id
         return None
+
+    def _known(self, cookie_name: str) -> bool:
+        """Whether the consent cookie or any service (necessary ones too) declares the name."""
+        return cookie_name == self._own or any(s.matches_cookie(cookie_name) for s in self._all)
 
     def keep_set_cookie(self, header_value: bytes, allowed: frozenset[str]) -> str | None:
         """Return ``None`` to keep a ``Set-Cookie`` header, or the service that blocks it."""

@@ -353,6 +353,43 @@ async def test_banners_first_write_wins(store: Store) -> None:
     assert await store.banner("b" * 64) is None
 
 
+async def test_audit_counts_add_up_with_first_and_last_seen(store: Store) -> None:
+    host = ("host", "cdn.example.net", "/kontakt")
+    cookie = ("cookie", "_ga", "/")
+    await store.add_audit({host: 2, cookie: 1}, at=T0)
+    await store.add_audit({host: 3}, at=T0 + timedelta(hours=1))
+    await store.add_audit({}, at=T0 + timedelta(hours=2))
+    entries = await store.audit()
+    assert [(e.kind, e.name, e.path, e.count) for e in entries] == [(*host, 5), (*cookie, 1)]
+    assert (
+        entries[0].first_seen.startswith("2026-") and entries[0].first_seen < entries[0].last_seen
+    )
+    assert entries[1].first_seen == entries[1].last_seen
+
+
+async def test_audit_keeps_a_bounded_number_of_findings(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in ("consentgate.consent.sqlite", "consentgate.consent.redis"):
+        monkeypatch.setattr(f"{module}.AUDIT_MAX_ENTRIES", 3)
+    await store.add_audit({("host", f"h{n}.example", "/"): 1 for n in range(5)}, at=T0)
+    await store.add_audit({("host", "h0.example", "/"): 4, ("host", "new.example", "/"): 1}, at=T0)
+    entries = await store.audit()
+    assert [(e.name, e.count) for e in entries] == [
+        ("h0.example", 5),
+        ("h1.example", 1),
+        ("h2.example", 1),
+    ]
+
+
+async def test_clearing_the_audit_forgets_every_finding(store: Store) -> None:
+    await store.add_audit({("host", "a.example", "/"): 1, ("cookie", "x", "/ü"): 1}, at=T0)
+    assert await store.clear_audit() == 2
+    assert await store.audit() == []
+    await store.add_audit({("cookie", "x", "/ü"): 1}, at=T0)
+    assert [(e.name, e.path) for e in await store.audit()] == [("x", "/ü")]
+
+
 async def test_verify_reports_progress_and_counts(store: Store) -> None:
     await store.append_many([draft(n, cid(n)) for n in range(25)])
     seen: list[int] = []
