@@ -92,6 +92,7 @@ class ConsentMiddleware:
             assets=self.assets,
             ledger=self.ledger,
         )
+        self.endpoints.admin.flush_audit = self.flush_audit
         versions = "".join(a.version for a in self.assets.files.values())
         self.gate = Gate(
             settings,

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, ValidationError
@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from consentgate.config import Language, Settings
+from consentgate.config import LANGUAGES, Language, Settings
 from consentgate.consent import (
     Action,
     ConsentState,
@@ -122,13 +122,21 @@ class ConsentEndpoints:
             "/dpo/export": ("GET", self.dpo_export),
             "/dpo/verify": ("GET", self.dpo_verify),
             "/dpo/stats": ("GET", self.dpo_stats),
+            "/declaration": ("GET, HEAD", self.declaration),
         }
+        self._declarations: dict[tuple[str, str], Any] = {}
+        from consentgate.middleware.admin import AdminApp  # it imports this module
+
+        self.admin = AdminApp(self)
         for name in self.assets.files:
             self._routes["/" + name] = ("GET, HEAD", self.asset)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         sub_path = scope["path"][len(self.settings.prefix) :]
+        if sub_path == "/admin" or sub_path.startswith("/admin/"):
+            await self.admin(scope, receive, send)
+            return
         route = self._routes.get(sub_path)
         if route is None:
             response = HTTPProblem(404, f"no consent endpoint at {scope['path']!r}").response()
@@ -208,7 +216,7 @@ class ConsentEndpoints:
 
     async def decision(self, request: Request) -> Response:
         """Record a decision, set the consent cookie and return a receipt."""
-        _check_same_origin(request)
+        check_same_origin(request)
         content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if content_type != "application/json":
             raise HTTPProblem(
@@ -385,6 +393,10 @@ class ConsentEndpoints:
     async def dpo_export(self, request: Request) -> Response:
         """Stream the records as CSV (German Excel) or JSON Lines; filters as the CLI's."""
         self._authorize(request)
+        return await self.export_records(request)
+
+    async def export_records(self, request: Request) -> Response:
+        """Stream the records the query asks for (the caller has checked the DPO's rights)."""
         query = request.query_params
         fmt = query.get("format", "jsonl")
         if fmt not in FORMATS:
@@ -449,6 +461,43 @@ class ConsentEndpoints:
             categories=categories,
         )
         return JSONResponse(stats, headers=NO_STORE)
+
+    async def declaration(self, request: Request) -> Response:
+        """Return the cookie declaration as an embeddable HTML fragment (or Markdown).
+
+        ``?lang=de|en`` (default: as for the banner) and ``?format=html|md``. The revision
+        and fingerprint are in the headers too, so a page can show which text it embeds.
+        """
+        from consentgate.widgets import render_declaration
+
+        query = request.query_params
+        wanted = query.get("lang")
+        if wanted is not None and wanted not in LANGUAGES:
+            raise HTTPProblem(
+                422, f"lang {wanted!r} is not one of {', '.join(map(repr, LANGUAGES))}", "lang"
+            )
+        fmt = query.get("format", "html")
+        if fmt not in ("html", "md"):
+            raise HTTPProblem(422, f"format {fmt!r} is not one of 'html', 'md'", "format")
+        language: Language = wanted if wanted is not None else self.language(request)
+        declaration = self._declarations.get((language, fmt))
+        if declaration is None:
+            declaration = render_declaration(self.settings, language, cast(Any, fmt))
+            self._declarations[(language, fmt)] = declaration
+        etag = f'"{declaration.fingerprint[:32]}-{fmt}"'
+        headers = {
+            "Cache-Control": "public, max-age=300",
+            "ETag": etag,
+            "Content-Language": language,
+            "Vary": "Accept-Language",
+            "X-Consentgate-Revision": str(declaration.revision),
+            "X-Consentgate-Fingerprint": declaration.fingerprint,
+            "X-Content-Type-Options": "nosniff",
+        }
+        if etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        media_type = "text/html" if fmt == "html" else "text/markdown"
+        return Response(declaration.text, media_type=media_type, headers=headers)
 
     async def _check_store(self) -> None:
         try:
@@ -515,7 +564,7 @@ def _action(previous: ConsentState, granted: frozenset[str], optional: frozenset
     return "custom"
 
 
-def _check_same_origin(request: Request) -> None:
+def check_same_origin(request: Request) -> None:
     """Refuse cross-site posts: the Origin must name this host (CSRF)."""
     fetch_site = request.headers.get("sec-fetch-site")
     if fetch_site is not None and fetch_site not in ("same-origin", "none"):
