@@ -136,7 +136,12 @@ def _problems(exc: ValidationError, env_names: dict[str, str]) -> list[Problem]:
             message = "unknown key; check the spelling against the documented settings"
         elif (
             # Secrets (and URLs that may carry a password) are never echoed.
-            not any(loc[: len(secret)] == secret for secret in _NEVER_ECHOED)
+            # Neither at or under a secret's key, nor at a table holding one (``dpo = "..."``
+            # puts the token where the [dpo] table belongs).
+            not any(
+                loc[: len(secret)] == secret or secret[: len(loc)] == loc
+                for secret in _NEVER_ECHOED
+            )
             and "(got " not in message
             and isinstance(error["input"], str | int | float | bool)
         ):

@@ -271,3 +271,21 @@ def test_secrets_never_appear_in_repr_or_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_file(write(tmp_path, ""), environ={"CONSENTGATE_SECRET_KEYS": short})
     assert short not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param('dpo = "{token}"', id="token-in-place-of-the-dpo-table"),
+        pytest.param('[dpo]\ntoken = "{token}"\nextra = 1', id="token-beside-an-error"),
+        pytest.param('[dpo]\ntoken = ["{token}"]', id="token-of-the-wrong-type"),
+    ],
+)
+def test_dpo_token_never_appears_in_errors(tmp_path: Path, text: str) -> None:
+    token = "dpo-" + "q" * 40
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_file(
+            write(tmp_path, text.format(token=token)),
+            environ={"CONSENTGATE_SECRET_KEYS": KEY},
+        )
+    assert token not in str(caught.value)
