@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import banner, e2e, ledger, privacy, request_path, rewrite
+from bench import banner, dashboard, e2e, ledger, privacy, request_path, rewrite
 
 
 def main() -> None:
@@ -13,6 +13,7 @@ def main() -> None:
     privacy.main()
     ledger.main([])
     banner.main([])
+    dashboard.main([])
 
 
 if __name__ == "__main__":

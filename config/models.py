@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import ipaddress
 import os
 import re
+import string
+import tomllib
 from collections.abc import Mapping
+from importlib import resources
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -474,6 +478,125 @@ class DPOSettings(_Model):
         return token
 
 
+#: Placeholders every text of the cookie declaration may use.
+DECLARATION_PLACEHOLDERS = frozenset(
+    {
+        "cookie_name",
+        "cookie_days",
+        "ipv4_prefix",
+        "ipv6_prefix",
+        "ipv4_example",
+        "ipv4_masked",
+        "revision",
+        "settings_button",
+    }
+)
+#: Placeholders the texts of one service's section (keys ``service_...``) may use as well.
+DECLARATION_SERVICE_PLACEHOLDERS = frozenset(
+    {"service", "provider", "address", "country", "category", "legal_basis"}
+)
+
+
+@functools.cache
+def default_declaration_texts() -> dict[Language, dict[str, str]]:
+    """Return the shipped texts of the cookie declaration (``declaration.toml``), by language."""
+    text = resources.files(__package__).joinpath("declaration.toml").read_text(encoding="utf-8")
+    data: dict[Language, dict[str, str]] = tomllib.loads(text)  # type: ignore[assignment]
+    return data
+
+
+def declaration_placeholders(key: str) -> frozenset[str]:
+    """Return the placeholders the declaration text ``key`` may use (``KeyError`` if unknown).
+
+    Every text may use ``DECLARATION_PLACEHOLDERS``; ``service_...`` texts also
+    ``DECLARATION_SERVICE_PLACEHOLDERS``; and each text those its shipped wording uses.
+    """
+    return _declaration_placeholders()[key]
+
+
+@functools.cache
+def _declaration_placeholders() -> dict[str, frozenset[str]]:
+    allowed: dict[str, set[str]] = {}
+    for texts in default_declaration_texts().values():
+        for key, template in texts.items():
+            names = allowed.setdefault(key, set(DECLARATION_PLACEHOLDERS))
+            names.update(field for field, _spec in template_fields(template))
+            if key.startswith("service_"):
+                names.update(DECLARATION_SERVICE_PLACEHOLDERS)
+            names.update(_DECLARATION_EXTRA_PLACEHOLDERS.get(key, ()))
+            names.discard(key)  # the button label cannot contain the button
+    return {key: frozenset(names) for key, names in allowed.items()}
+
+
+# Placeholders a text may use beyond those its shipped wording does.
+_DECLARATION_EXTRA_PLACEHOLDERS = {"footer": ("fingerprint",)}
+
+
+def template_fields(template: str) -> list[tuple[str, str]]:
+    """Return the name and the rest (``!r``, ``:>9``) of each ``{placeholder}`` in ``template``.
+
+    Raises ``ValueError`` for a single ``{`` or ``}`` (literal braces are ``{{`` and ``}}``).
+    """
+    found = []
+    for _literal, name, spec, conversion in string.Formatter().parse(template):
+        if name is not None:
+            rest = (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            found.append((name, rest))
+    return found
+
+
+class DeclarationSettings(_Model):
+    """The generated cookie declaration: the controller it names, texts replacing shipped ones."""
+
+    controller: NonEmpty | None = None
+    """Name and address of the controller, shown in the introduction (lines joined by commas)."""
+    texts: dict[Language, dict[str, NonEmpty]] = Field(default_factory=dict)
+    """Per language, texts replacing the shipped ones of ``declaration.toml`` by key."""
+
+    @field_validator("texts")
+    @classmethod
+    def _check_texts(cls, texts: dict[Language, dict[str, str]]) -> dict[Language, dict[str, str]]:
+        allowed = _declaration_placeholders()
+        problems = []
+        for language, table in texts.items():
+            for key, template in table.items():
+                where = f"in [declaration.texts.{language}]"
+                if key not in allowed:
+                    problems.append(
+                        f"unknown text key {key!r} {where}; allowed keys: "
+                        + ", ".join(sorted(allowed))
+                    )
+                    continue
+                try:
+                    fields = template_fields(template)
+                except ValueError:
+                    problems.append(
+                        f"text {key!r} {where} has a single '{{' or '}}'; write {{{{ and }}}} "
+                        "for literal braces"
+                    )
+                    continue
+                for name, spec in fields:
+                    if name not in allowed[key] or spec:
+                        problems.append(
+                            f"unknown placeholder {{{name}{spec}}} in text {key!r} {where}; "
+                            "allowed there: " + ", ".join(f"{{{p}}}" for p in sorted(allowed[key]))
+                        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return texts
+
+    def text(self, language: Language, key: str) -> str:
+        """Return the declaration text ``key`` in ``language``: the override, else the shipped one.
+
+        A text shipped only in German is used for English too; ``KeyError`` for unknown keys.
+        """
+        override = self.texts.get(language, {}).get(key)
+        if override is not None:
+            return override
+        shipped = default_declaration_texts()
+        return shipped.get(language, {}).get(key) or shipped["de"][key]
+
+
 class Settings(_Model):
     """Everything consentgate needs to know; see ``Settings.from_file``."""
 
@@ -502,6 +625,8 @@ class Settings(_Model):
     services: dict[ServiceId, Service] = Field(default_factory=dict)
     texts: dict[Language, BannerTexts] = Field(default_factory=lambda: default_texts())
     """Banner texts per language; the shipped German and English texts are the default."""
+    declaration: DeclarationSettings = Field(default_factory=DeclarationSettings)
+    """The generated cookie declaration (``consentgate declaration``)."""
 
     @field_validator("secret_keys")
     @classmethod

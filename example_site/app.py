@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from consentgate.config import Settings
 from consentgate.middleware import ConsentMiddleware
+from consentgate.widgets import render_declaration
 
 from . import pages
 
@@ -77,8 +78,11 @@ async def datenschutz(request: Request) -> HTMLResponse:
     # The middleware puts the visitor's consent state into the scope; without it (middleware
     # missing or misconfigured) the page says so instead of guessing.
     state = request.scope.get("consentgate")
+    declaration = request.app.state.declaration  # generated once, in create_app
     # The page shows this visitor's consent id: no shared cache may keep it.
-    return HTMLResponse(pages.datenschutz(state), headers={"Cache-Control": "private, no-store"})
+    return HTMLResponse(
+        pages.datenschutz(state, declaration), headers={"Cache-Control": "private, no-store"}
+    )
 
 
 async def impressum(request: Request) -> HTMLResponse:
@@ -108,11 +112,14 @@ def create_app(settings_path: str | None = None) -> Starlette:
         # The self-hosted econda library lives at /js/emos3.js (a stand-in here).
         Mount("/js", app=StaticFiles(directory=STATIC_DIR / "js"), name="js"),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(ConsentMiddleware, settings=settings)],
         exception_handlers={404: not_found},
     )
+    # The privacy page embeds consentgate's cookie declaration, generated from the same settings.
+    app.state.declaration = render_declaration(settings, "de", "html")
+    return app
 
 
 app = create_app()

@@ -12,6 +12,8 @@ import json
 from html import escape
 from typing import Protocol
 
+from consentgate.widgets import Declaration
+
 SITE_NAME = "Stadtwerke Musterstadt"
 
 #: Main navigation: (path, label).
@@ -595,8 +597,26 @@ def consent_status(state: ConsentState | None) -> str:
 </table>"""
 
 
-def datenschutz(state: ConsentState | None) -> str:
-    """Return the privacy policy, including the visitor's current consent per service."""
+# The generated declaration brings markup, not style: the site lays out its fact lists
+# (provider, seat, category, purposes, legal basis) as a two-column grid.
+DECLARATION_STYLE = """<style>
+.consentgate-declaration dl { display: grid; grid-template-columns: max-content 1fr;
+  gap: .25rem 1.25rem; margin: 1rem 0; padding: .75rem 1rem; border-left: 4px solid var(--green);
+  background: var(--paper); }
+.consentgate-declaration dl div { display: contents; }
+.consentgate-declaration dt { font-weight: 600; }
+.consentgate-declaration dd { margin: 0; }
+.consentgate-declaration-footer { color: var(--muted); font-size: .95rem; }
+@media (max-width: 40rem) { .consentgate-declaration dl { grid-template-columns: 1fr; } }
+</style>"""
+
+
+def datenschutz(state: ConsentState | None, declaration: Declaration) -> str:
+    """Return the privacy policy, including the visitor's current consent per service.
+
+    ``declaration`` is consentgate's generated section on cookies, consent, each service and
+    the server logs (German, HTML); the page adds what only the operator can say.
+    """
     main = f"""<h1>Datenschutzerklärung</h1>
 <p class="lead">Hier erfahren Sie, welche Daten wir verarbeiten, wenn Sie unsere Website
 besuchen, wozu wir das tun und welche Rechte Sie haben.</p>
@@ -606,17 +626,15 @@ besuchen, wozu wir das tun und welche Rechte Sie haben.</p>
 <ol>
 <li><a href="#verantwortlicher">Verantwortlicher</a></li>
 <li><a href="#einwilligung">Ihr aktueller Einwilligungsstatus</a></li>
-<li><a href="#protokolle">Server-Protokolle</a></li>
-<li><a href="#cookies">Cookies und Einwilligungen</a></li>
-<li><a href="#dienste">Dienste, die wir nur mit Ihrer Einwilligung nutzen</a></li>
-<li><a href="#drittlaender">Empfänger und Drittländer</a></li>
+<li><a href="#consentgate-declaration">Cookies, Einwilligungen und Server-Protokolle</a></li>
+<li><a href="#empfaenger">Empfänger</a></li>
 <li><a href="#rechte">Ihre Rechte</a></li>
 <li><a href="#aenderungen">Änderungen</a></li>
 </ol>
 </nav>
 
 <section aria-labelledby="verantwortlicher">
-<h2 id="verantwortlicher">1. Verantwortlicher</h2>
+<h2 id="verantwortlicher">Verantwortlicher</h2>
 <address>Stadtwerke Musterstadt GmbH<br>
 Am Marktplatz 5<br>
 12345 Musterstadt<br>
@@ -631,7 +649,7 @@ Sie eigene Datenschutzinformationen mit den Vertragsunterlagen.</p>
 </section>
 
 <section aria-labelledby="einwilligung">
-<h2 id="einwilligung">2. Ihr aktueller Einwilligungsstatus</h2>
+<h2 id="einwilligung">Ihr aktueller Einwilligungsstatus</h2>
 <p>Diese Übersicht erstellt unser Server beim Aufruf der Seite aus dem Einwilligungs-Cookie
 Ihres Browsers.</p>
 {consent_status(state)}
@@ -639,140 +657,23 @@ Ihres Browsers.</p>
 <button type="button" class="button" data-consentgate-open>Cookie-Einstellungen</button></p>
 </section>
 
-<section aria-labelledby="protokolle">
-<h2 id="protokolle">3. Aufruf der Website und Server-Protokolle</h2>
-<p>Bei jedem Seitenaufruf schreibt unser Webserver einen Eintrag in eine Protokolldatei: Ihre
-IP-Adresse in gekürzter Form (bei IPv4 ohne das letzte Byte, bei IPv6 nur die ersten 48 Bit),
-die Website, von der Sie kommen (nur ihre Adresse, ohne die einzelne Seite), die aufgerufene
-Seite ohne Suchparameter, Datum und Uhrzeit, die Anfrageart, die übertragene Datenmenge, den
-Statuscode der Antwort sowie Browser mit Hauptversion und Betriebssystem. Die vollständige
-IP-Adresse und die vollständige Browserkennung speichern wir nicht; auch unsere Anwendung
-selbst erhält nur die gekürzte Adresse.</p>
-<p>Wir nutzen diese Einträge nur, um die Website sicher zu betreiben, Fehler und Angriffe zu
-erkennen und anonyme Zugriffsstatistiken zu erstellen. Wir führen sie nicht mit anderen Daten
-zusammen und bilden keine Nutzungsprofile. Für jeden Tag entsteht eine eigene Datei; sie wird
-90 Tage nach diesem Tag automatisch gelöscht, spätestens am 91. Tag.</p>
-<p>Rechtsgrundlage ist Art. 6 Abs. 1 lit. f DSGVO. Unser berechtigtes Interesse ist ein
-stabiler und sicherer Betrieb der Website.</p>
-</section>
-
-<section aria-labelledby="cookies">
-<h2 id="cookies">4. Cookies und Einwilligungen</h2>
-<p>Ein Cookie ist für den Betrieb unverzichtbar und braucht deshalb keine Einwilligung
-(§ 25 Abs. 2 Nr. 2 TDDDG): Das Cookie <code>consentgate</code> speichert Ihre Auswahl aus dem
-Cookie-Banner zusammen mit einer zufälligen Einwilligungs-ID. Es ist signiert, damit es nicht
-verfälscht werden kann, und wird nach 365 Tagen gelöscht; danach fragen wir Sie erneut.</p>
-<p>Alle übrigen Dienste dieser Website, also Statistik, Marketing und externe Medien, laden
-wir erst, nachdem Sie aktiv eingewilligt haben (Art. 6 Abs. 1 lit. a DSGVO, § 25 Abs. 1
-TDDDG). Bis dahin entfernt unser Server die Einbindungen dieser Dienste, bevor die Seite Ihren
-Browser erreicht. Videos und Karten ersetzen wir durch einen Hinweis mit den Schaltflächen
-„Video abspielen“ bzw. „Karte anzeigen“. Ihre Einwilligung ist freiwillig; auch ohne sie
-können Sie die Website vollständig nutzen.</p>
-<p>Wir müssen nachweisen können, dass Sie eingewilligt haben (Art. 7 Abs. 1 DSGVO). Deshalb
-speichern wir zu jeder Entscheidung die Einwilligungs-ID, Datum und Uhrzeit, die Version des
-Banners, die gewählten Dienste, Ihre gekürzte IP-Adresse sowie Browser und Betriebssystem
-ohne Versionsdetails. Die Einträge sind gegen nachträgliche Änderungen gesichert. Wir
-bewahren sie bis zum Ende des dritten Kalenderjahres nach dem Ende Ihrer Einwilligung auf
-(regelmäßige Verjährungsfrist nach § 195 BGB). Rechtsgrundlage ist Art. 6 Abs. 1 lit. c in
-Verbindung mit Art. 7 Abs. 1 DSGVO.</p>
-</section>
-
-<section aria-labelledby="dienste">
-<h2 id="dienste">5. Dienste, die wir nur mit Ihrer Einwilligung nutzen</h2>
-<p>Rechtsgrundlage für alle folgenden Dienste ist Ihre Einwilligung nach Art. 6 Abs. 1
-lit. a DSGVO und § 25 Abs. 1 TDDDG. Sie können sie für jeden Dienst einzeln erteilen und
-jederzeit über „Cookie-Einstellungen“ widerrufen.</p>
-
-<h3 id="google-tag-manager">Google Tag Manager</h3>
-<p>Anbieter: Google Ireland Limited, Gordon House, Barrow Street, Dublin 4, Irland. Mit dem
-Tag Manager steuern wir an einer Stelle, welche weiteren Dienste auf unseren Seiten geladen
-werden. Er legt selbst keine Nutzungsprofile an, verbindet Ihren Browser aber mit Servern von
-Google und übermittelt dabei Ihre IP-Adresse und Angaben zu Ihrem Browser. Weil er andere
-Dienste auslösen kann, laden wir ihn nur mit Ihrer Einwilligung; jeder Dienst, den er
-auslöst, ist hier einzeln beschrieben und braucht eine eigene Einwilligung.
-<a href="https://policies.google.com/privacy?hl=de">Datenschutzerklärung von Google</a></p>
-
-<h3 id="etracker">etracker Analytics</h3>
-<p>Anbieter: etracker GmbH, Erste Brunnenstraße 1, 20459 Hamburg. Mit etracker sehen wir,
-welche Seiten gelesen werden, wie Besucher zu uns finden und an welcher Stelle sie die Website
-verlassen. etracker verarbeitet die Daten ausschließlich in Deutschland und kürzt IP-Adressen
-sofort. Cookies, mit denen sich wiederkehrende Besuche erkennen lassen, setzt etracker bei uns
-nur mit Ihrer Einwilligung; das wichtigste, <code>_et_coid</code>, wird nach zwei Jahren
-gelöscht. etracker arbeitet in unserem Auftrag (Art. 28 DSGVO).
-<a href="https://www.etracker.com/datenschutz/">Datenschutzhinweise von etracker</a></p>
-
-<h3 id="matomo">Matomo</h3>
-<p>Für unsere eigene Reichweitenmessung betreiben wir die Open-Source-Software Matomo auf
-einem Server der Stadtwerke (statistik.stadtwerke-musterstadt.de); die Daten gehen an
-niemanden weiter. Matomo kürzt Ihre IP-Adresse sofort um zwei Bytes und beachtet die
-Einstellung „Do Not Track“ Ihres Browsers. Mit Ihrer Einwilligung setzt Matomo die Cookies
-<code>_pk_id</code> (Wiedererkennung, 13 Monate) und <code>_pk_ses</code> (Zuordnung der
-Seitenaufrufe zu einem Besuch, 30 Minuten). Einzelne Besuche löschen wir nach 180 Tagen;
-danach bleiben nur zusammengefasste Zahlen.</p>
-
-<h3 id="econda">econda Analytics</h3>
-<p>Anbieter: econda GmbH, Zimmerstraße 6, 76137 Karlsruhe. econda zeigt uns, welche Seiten
-in welcher Reihenfolge aufgerufen werden, damit wir Inhalte und Navigation verbessern können.
-Die Auswertung ist pseudonym; Ihre IP-Adresse wird vor der Speicherung anonymisiert. Mit
-Ihrer Einwilligung setzt econda dazu die Cookies <code>emos_jcsid</code> (Dauer des Besuchs)
-und <code>emos_jcvid</code> (Wiedererkennung, bis zu drei Jahre). econda arbeitet in unserem
-Auftrag (Art. 28 DSGVO). Sie können der Erfassung jederzeit widersprechen, indem Sie econda
-unter „Cookie-Einstellungen“ abwählen.</p>
-
-<h3 id="google-ads">Google Ads Conversion-Tracking</h3>
-<p>Anbieter: Google Ireland Limited, Gordon House, Barrow Street, Dublin 4, Irland. Kommen Sie
-über eine unserer Anzeigen bei Google auf unsere Website, erfahren wir mit Hilfe eines Cookies,
-ob Sie anschließend unsere Tarifseite aufrufen. Das Cookie <code>Conversion</code> ist 30 Tage
-gültig, <code>_gcl_au</code> 90 Tage. Wir erhalten
-nur zusammengefasste Zahlen, etwa wie viele Menschen nach einem Klick auf eine Anzeige die
-Tarifseite erreicht haben, und können niemanden persönlich erkennen.
-<a href="https://policies.google.com/technologies/ads?hl=de">Informationen von Google zu
-Werbung</a></p>
-
-<h3 id="facebook-pixel">Meta-Pixel (Facebook)</h3>
-<p>Anbieter: Meta Platforms Ireland Limited, Merrion Road, Dublin 4, D04 X2K5, Irland. Mit
-dem Meta-Pixel messen wir, ob Menschen nach einem Klick auf unsere Anzeigen bei Facebook oder
-Instagram unsere Website besuchen, und können ihnen dort Hinweise auf unsere Angebote zeigen.
-Dabei verbindet sich Ihr Browser direkt mit Servern von Meta, und das Cookie <code>_fbp</code>
-wird für 90 Tage gespeichert. Sind Sie bei Facebook oder
-Instagram angemeldet, kann Meta den Besuch Ihrem Konto zuordnen. Für die Erhebung und
-Übermittlung der Daten an Meta sind wir und Meta gemeinsam verantwortlich (Art. 26 DSGVO;
-EuGH, Urteil vom 29. Juli 2019, C-40/17, „Fashion ID“); für alles Weitere ist Meta allein
-verantwortlich. In Ihren Facebook-Einstellungen können Sie zusätzlich der
-interessenbezogenen Werbung widersprechen.
-<a href="https://www.facebook.com/privacy/policy/">Datenschutzrichtlinie von Meta</a></p>
-
-<h3 id="youtube">YouTube</h3>
-<p>Anbieter: Google Ireland Limited, Gordon House, Barrow Street, Dublin 4, Irland. Videos
-binden wir im erweiterten Datenschutzmodus (youtube-nocookie.com) ein. Solange Sie nicht auf
-„Video abspielen“ klicken, besteht keine Verbindung zu YouTube. Erst danach lädt Ihr Browser
-das Video von Servern von Google, die dabei Ihre IP-Adresse und die aufgerufene Seite
-erfahren; beim Abspielen kann YouTube Cookies oder ähnliche Speichertechniken nutzen. Sind Sie
-bei Google angemeldet, kann YouTube den Abruf Ihrem Konto zuordnen; das vermeiden Sie, indem
-Sie sich vorher abmelden.</p>
-
-<h3 id="google-maps">Google Maps</h3>
-<p>Anbieter: Google Ireland Limited, Gordon House, Barrow Street, Dublin 4, Irland. Auf der
-Seite Kundencenter zeigen wir unseren Standort auf einer Karte von Google Maps. Die Karte lädt
-erst, wenn Sie auf „Karte anzeigen“ klicken; dann erhält Google Ihre IP-Adresse und die
-aufgerufene Seite. Anschrift und Wegbeschreibung stehen auch ohne Karte auf der Seite.</p>
-</section>
-
-<section aria-labelledby="drittlaender">
-<h2 id="drittlaender">6. Empfänger und Übermittlung in Drittländer</h2>
+{declaration.text}
+<section aria-labelledby="empfaenger">
+<h2 id="empfaenger">Empfänger</h2>
 <p>Unsere Website läuft bei einem Hosting-Dienstleister mit Rechenzentrum in Deutschland, der
-in unserem Auftrag arbeitet (Art. 28 DSGVO). Google und Meta können Daten in die USA
-übermitteln. Für Unternehmen, die nach dem EU-US Data Privacy Framework zertifiziert sind,
-gilt seit dem 10. Juli 2023 ein Angemessenheitsbeschluss der Europäischen Kommission
+in unserem Auftrag arbeitet (Art. 28 DSGVO). Welche Anbieter Daten erhalten, wenn Sie einen
+Dienst erlauben, und in welche Länder sie übermittelt werden können, steht oben bei jedem
+Dienst. Für Unternehmen, die nach dem EU-US Data Privacy Framework zertifiziert sind, gilt
+seit dem 10. Juli 2023 ein Angemessenheitsbeschluss der Europäischen Kommission
 (Art. 45 DSGVO); Google LLC und Meta Platforms, Inc. sind zertifiziert.</p>
 </section>
 
 <section aria-labelledby="rechte">
-<h2 id="rechte">7. Ihre Rechte</h2>
+<h2 id="rechte">Ihre Rechte</h2>
 <ul>
 <li><strong>Auskunft (Art. 15 DSGVO):</strong> Sie können erfahren, ob und welche Daten wir
-über Sie verarbeiten. Für Ihre Einwilligungen genügt uns die Einwilligungs-ID aus
-Abschnitt 2.</li>
+über Sie verarbeiten. Für Ihre Einwilligungen genügt uns die Einwilligungs-ID, die oben unter
+„Ihr aktueller Einwilligungsstatus“ steht.</li>
 <li><strong>Berichtigung (Art. 16 DSGVO):</strong> Falsche Daten korrigieren wir.</li>
 <li><strong>Löschung (Art. 17 DSGVO):</strong> Sie können verlangen, dass wir Ihre Daten
 löschen, soweit uns kein Gesetz die Aufbewahrung vorschreibt.</li>
@@ -800,7 +701,7 @@ oder per Post. Wir antworten innerhalb eines Monats (Art. 12 Abs. 3 DSGVO).</p>
 </section>
 
 <section aria-labelledby="aenderungen">
-<h2 id="aenderungen">8. Änderungen dieser Erklärung</h2>
+<h2 id="aenderungen">Änderungen dieser Erklärung</h2>
 <p>Setzen wir neue Dienste ein oder nutzen wir bestehende anders, passen wir diese Erklärung
 an und erhöhen ihre Versionsnummer. Ändert sich dabei, wofür wir Ihre Einwilligung brauchen,
 fragen wir Sie erneut.</p>
@@ -812,6 +713,7 @@ fragen wir Sie erneut.</p>
         "und Ihr aktueller Einwilligungsstatus.",
         main=main,
         econda_content="Rechtliches/Datenschutz",
+        head_extra=DECLARATION_STYLE,
     )
 
 

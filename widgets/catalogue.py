@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from consentgate.config import CATEGORIES, Language, Service, Settings
+from consentgate.widgets.declaration import render_declaration
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +17,8 @@ class Catalogue:
 
     ``fingerprint`` is the SHA-256 of ``content`` (canonical JSON): every consent record
     carries it, and the ledger keeps ``content`` under it, so a record can be matched to
-    the exact texts and service list the visitor saw.
+    the exact texts and service list the visitor saw, and (``data["declaration"]``) to
+    the fingerprint of the generated cookie declaration in that language.
     """
 
     language: Language
@@ -45,6 +47,9 @@ def build_catalogue(settings: Settings, language: Language) -> Catalogue:
         "imprint_url": settings.imprint_url,
         "categories": [c for c in categories if c["services"] or c["id"] == "necessary"],
         "services": [_service(s, language) for s in settings.services.values()],
+        # The declaration's own fingerprint: a consent record then also pins the cookie
+        # declaration and privacy-policy section the visitor could read.
+        "declaration": render_declaration(settings, language).fingerprint,
     }
     content = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return Catalogue(

@@ -16,7 +16,8 @@ import httpx
 import pytest
 from starlette.types import ASGIApp, Message
 
-from consentgate.config import PRESET_IDS
+from consentgate.config import PRESET_IDS, Settings
+from consentgate.widgets import Declaration, render_declaration
 
 # pytest runs with --import-mode=importlib, which leaves the repository root off sys.path, and
 # example_site is not an installed package (nor may a root conftest.py add it): add it here.
@@ -205,7 +206,34 @@ def test_reuses_an_existing_demo_secret(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert os.environ[SECRET_ENV] == "k" * 43
 
 
+async def test_privacy_page_embeds_the_generated_declaration(client: httpx.AsyncClient) -> None:
+    """Cookies, services and server logs come from consentgate, not from hand-written text."""
+    html = (await client.get("/datenschutz")).text
+    assert html.count("data-consentgate-declaration") == 1
+    assert html.count('<section class="consentgate-declaration" lang="de"') == 1
+    for service in SERVICE_IDS:  # the footer and other pages link /datenschutz#<service id>
+        assert f'<h3 id="{service}">Einsatz von ' in html, service
+    assert "Video abspielen" in html and "Karte anzeigen" in html  # the two-click promise
+    assert "youtube-nocookie.com" in html
+    assert "statistik.stadtwerke-musterstadt.de" in html  # the site's own Matomo
+    # The example logs to ./logs for 90 days (consentgate.toml); the page says exactly that.
+    assert "Server-Protokolle</h3>" in html and "mehr als 90 Tage zurückliegt" in html
+    assert "die ersten 24 von 32 Bit" in html
+    assert '<a href="#consentgate-declaration">' in html
+    # The controller and contact parts stay the operator's own.
+    assert 'id="verantwortlicher"' in html and "datenschutz@stadtwerke-musterstadt.de" in html
+    assert html.count("data-consentgate-open>") >= 3  # status section, declaration, footer
+
+
 # --- The pages alone, without the middleware -------------------------------------------------
+def example_declaration() -> Declaration:
+    """Return the declaration the example site generates from its settings."""
+    settings = Settings.from_file(
+        ROOT / "example_site" / "consentgate.toml", environ={SECRET_ENV: "t" * 40}
+    )
+    return render_declaration(settings, "de", "html")
+
+
 @dataclass(frozen=True)
 class FakeConsent:
     """Stands in for the state consentgate puts into ``scope["consentgate"]``."""
@@ -219,14 +247,14 @@ class FakeConsent:
 
 
 def test_privacy_page_says_when_consent_state_is_missing() -> None:
-    html = pages.datenschutz(None)
+    html = pages.datenschutz(None, example_declaration())
     assert "Einwilligungsstatus nicht verfügbar" in html
     assert status_rows(html) == {}
 
 
 def test_privacy_page_lists_each_service_as_granted_or_not() -> None:
     state = FakeConsent(decided=True, consent_id="c-1", granted=frozenset({"matomo", "youtube"}))
-    rows = status_rows(pages.datenschutz(state))
+    rows = status_rows(pages.datenschutz(state, example_declaration()))
     assert rows == {
         service: "erlaubt" if service in {"matomo", "youtube"} else "nicht erlaubt"
         for service in SERVICE_IDS
@@ -234,7 +262,9 @@ def test_privacy_page_lists_each_service_as_granted_or_not() -> None:
 
 
 def test_privacy_page_escapes_the_consent_id() -> None:
-    html = pages.datenschutz(FakeConsent(decided=True, consent_id='<b>"x"</b>'))
+    html = pages.datenschutz(
+        FakeConsent(decided=True, consent_id='<b>"x"</b>'), example_declaration()
+    )
     assert "&lt;b&gt;&quot;x&quot;&lt;/b&gt;" in html
     assert '<b>"x"</b>' not in html
 
