@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from consentgate.config import AccessLogSettings, Language
-from consentgate.consent.export import compute_stats
+from consentgate.consent.export import Period, compute_stats
 from consentgate.middleware.audit import read_findings
 from consentgate.middleware.dashboard import (
     CSP,
@@ -53,6 +53,10 @@ MAX_FORM_BYTES = 4096
 #: Without a check run yet, the dashboard checks the chain itself up to this many records
 #: (about a second); larger ledgers wait for the button or ``consentgate verify``.
 AUTO_VERIFY_MAX = 100_000
+#: Seconds a period's statistics are reused: reading a large ledger takes seconds (about
+#: 1.8 s per 200,000 records), and a DPO switching languages or checking the chain should
+#: not pay that again each time.
+STATS_SECONDS = 60.0
 HEADERS = {
     **NO_STORE,
     "Content-Security-Policy": CSP,
@@ -89,6 +93,8 @@ class AdminApp:
         )
         # itsdangerous wants keys oldest first and signs with the last one.
         self._signer: TimestampSigner = signer(list(reversed(keys)), salt=SESSION_SALT)
+        self._stats: dict[tuple[str, date], tuple[float, dict[str, Any]]] = {}
+        """Statistics per (period, day): when computed (loop time) and the result."""
         self.chain: ChainStatus | None = None
         """The last chain check this process ran (shown until the next one)."""
         self.flush_audit: Callable[[], Awaitable[None]] | None = None
@@ -292,6 +298,26 @@ class AdminApp:
             first_problem=report.problems[0] if report.problems else None,
         )
 
+    async def _statistics(
+        self,
+        range_key: str,
+        today: date,
+        since: datetime | None,
+        by: Period,
+        categories: Mapping[str, str],
+    ) -> dict[str, Any]:
+        """Return the period's statistics, reusing ones computed in the last minute."""
+        now = asyncio.get_running_loop().time()
+        key = (range_key, today)
+        cached = self._stats.get(key)
+        if cached is not None and now - cached[0] < STATS_SECONDS:
+            return cached[1]
+        stats = await compute_stats(self.endpoints.store, since=since, by=by, categories=categories)
+        stats["computed_at"] = self.endpoints.clock().strftime("%Y-%m-%d %H:%M UTC")
+        self._stats = {k: v for k, v in self._stats.items() if now - v[0] < STATS_SECONDS}
+        self._stats[key] = (now, stats)
+        return stats
+
     async def _data(self, range_key: str) -> DashboardData:
         endpoints = self.endpoints
         store = endpoints.store
@@ -310,7 +336,7 @@ class AdminApp:
         if store_ok:
             categories = {s.id: s.category for s in self.settings.services.values()}
             try:
-                stats = await compute_stats(store, since=since, by=by, categories=categories)
+                stats = await self._statistics(range_key, today, since, by, categories)
                 findings = await read_findings(store, self.settings)
                 if self.chain is None and await store.count() <= AUTO_VERIFY_MAX:
                     await self._verify()

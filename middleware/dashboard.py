@@ -117,6 +117,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "chain_checked": "{n} Datensätze geprüft am {at}",
         "chain_first": "Erstes Problem: {problem}",
         "verify": "Kette jetzt prüfen",
+        "computed_at": "Zahlen vom {at}; sie werden höchstens eine Minute lang wiederverwendet.",
         "logs": "Zugriffsprotokolle",
         "logs_off": "nicht aktiviert",
         "logs_ok": "ältestes vom {oldest}",
@@ -202,6 +203,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "chain_checked": "{n} records checked at {at}",
         "chain_first": "First problem: {problem}",
         "verify": "Check the chain now",
+        "computed_at": "Figures as of {at}; they are reused for at most a minute.",
         "logs": "Access logs",
         "logs_off": "not enabled",
         "logs_ok": "oldest from {oldest}",
@@ -429,9 +431,11 @@ class DashboardPages:
         items = "".join(
             f"<div><dt>{_e(name)}</dt><dd>{value}</dd></div>" for name, value in figures
         )
+        at = data.stats.get("computed_at")
+        computed = f'<p class="note">{_e(t["computed_at"].format(at=at))}</p>' if at else ""
         return (
             f'<section aria-labelledby="figures"><h2 id="figures">{_e(t["figures"])}</h2>'
-            f'<dl class="figures">{items}</dl>'
+            f'<dl class="figures">{items}</dl>{computed}'
             f'<form id="chain" method="post" action="{_e(self.base)}verify">'
             f'<input type="hidden" name="lang" value="{language}">'
             f'<input type="hidden" name="range" value="{_e(data.range)}">'

@@ -385,3 +385,21 @@ async def test_store_down_shows_unreachable_not_an_error(
     response = await client.get(ADMIN)
     assert response.status_code == 200
     assert "Speicher nicht erreichbar" in text_of(response.text)
+
+
+async def test_figures_are_reused_for_a_minute_and_say_when_they_were_computed(
+    app: ConsentMiddleware, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await decide(app, [{"accept": "all"}])
+    await sign_in(client)
+    text = text_of((await client.get(ADMIN)).text)
+    assert "Entscheidungen 1" in text
+    assert "Zahlen vom 2026-11-21 10:00 UTC" in text
+    await decide(app, [{"accept": "none"}])
+    assert "Entscheidungen 1" in text_of((await client.get(ADMIN)).text)
+    # Another period is computed on its own; the cached one expires after STATS_SECONDS.
+    assert "Decisions 2" in text_of(
+        (await client.get(ADMIN, params={"lang": "en", "range": "90"})).text
+    )
+    monkeypatch.setattr("consentgate.middleware.admin.STATS_SECONDS", 0.0)
+    assert "Entscheidungen 2" in text_of((await client.get(ADMIN)).text)
