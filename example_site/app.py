@@ -2,15 +2,18 @@
 
 Run it from the repository root with ``uvicorn example_site.app:app --reload`` and open
 http://127.0.0.1:8000/. Settings come from ``example_site/consentgate.toml``; the signing key
-from ``CONSENTGATE_SECRET_KEYS`` or, for the demo only, from ``./.demo-secret``.
+from ``CONSENTGATE_SECRET_KEYS`` or, for the demo only, from ``./.demo-secret``; the DPO
+dashboard at http://127.0.0.1:8000/_consent/admin/ takes the token in ``./.demo-dpo-token``.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -33,6 +36,8 @@ STATIC_DIR = HERE / "static"
 KEYS_ENV = "CONSENTGATE_SECRET_KEYS"
 #: Where the demo keeps its generated signing key, relative to the working directory.
 DEMO_KEY_FILE = ".demo-secret"
+#: Where the demo keeps its DPO token (for the dashboard), relative to the working directory.
+DEMO_DPO_TOKEN_FILE = ".demo-dpo-token"  # noqa: S105 (a file name)
 
 
 def ensure_demo_secret() -> None:
@@ -43,19 +48,35 @@ def ensure_demo_secret() -> None:
     deployment sets ``CONSENTGATE_SECRET_KEYS`` from its secret store and never writes keys
     next to the code.
     """
-    if KEYS_ENV in os.environ:
-        return
-    path = Path.cwd() / DEMO_KEY_FILE
+    _demo_value(KEYS_ENV, DEMO_KEY_FILE)
+
+
+def demo_dpo_token() -> str:
+    """Return the token kept in ``./.demo-dpo-token``, created on first use (mode 0600).
+
+    FOR THE DEMO ONLY, like ``ensure_demo_secret``: it switches on the DPO dashboard at
+    ``/_consent/admin/`` when the settings name no token. A real deployment sets
+    ``CONSENTGATE_DPO__TOKEN`` from its secret store.
+    """
+    return _read_or_create(Path.cwd() / DEMO_DPO_TOKEN_FILE)
+
+
+def _demo_value(variable: str, name: str) -> None:
+    """Put the value kept in ``./name`` (created if missing) into ``variable`` unless set."""
+    if variable not in os.environ:
+        os.environ[variable] = _read_or_create(Path.cwd() / name)
+
+
+def _read_or_create(path: Path) -> str:
     try:
-        # O_EXCL: two workers starting at once must not overwrite each other's key.
+        # O_EXCL: two workers starting at once must not overwrite each other's value.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        key = path.read_text(encoding="ascii").strip()
-    else:
-        key = secrets.token_urlsafe(32)
-        with os.fdopen(fd, "w", encoding="ascii") as file:
-            file.write(key + "\n")
-    os.environ[KEYS_ENV] = key
+        return path.read_text(encoding="ascii").strip()
+    value = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w", encoding="ascii") as file:
+        file.write(value + "\n")
+    return value
 
 
 async def home(request: Request) -> HTMLResponse:
@@ -93,14 +114,25 @@ async def not_found(request: Request, exc: Exception) -> HTMLResponse:
     return HTMLResponse(pages.not_found(), status_code=404)
 
 
-def create_app(settings_path: str | None = None) -> Starlette:
+def create_app(settings_path: str | None = None, *, demo_dashboard: bool = False) -> Starlette:
     """Return the example site with ``ConsentMiddleware`` configured from ``settings_path``.
 
     Without a path, ``example_site/consentgate.toml`` is used. ``CONSENTGATE_*`` environment
-    variables override the file; see ``ensure_demo_secret`` for the signing key.
+    variables override the file; see ``ensure_demo_secret`` for the signing key. With
+    ``demo_dashboard`` (``make demo``) and no DPO token set, ``demo_dpo_token`` supplies one.
     """
     ensure_demo_secret()
     settings = Settings.from_file(settings_path or DEFAULT_SETTINGS)
+    if demo_dashboard and settings.dpo.token is None:
+        token = SecretStr(demo_dpo_token())
+        settings = settings.model_copy(
+            update={"dpo": settings.dpo.model_copy(update={"token": token})}
+        )
+        print(
+            "consentgate demo: DPO dashboard at /_consent/admin/, "
+            f"sign in with the token in ./{DEMO_DPO_TOKEN_FILE}",
+            file=sys.stderr,
+        )
     routes = [
         Route("/", home),
         Route("/strom", strom),
@@ -122,4 +154,4 @@ def create_app(settings_path: str | None = None) -> Starlette:
     return app
 
 
-app = create_app()
+app = create_app(demo_dashboard=True)

@@ -361,3 +361,32 @@ async def test_requests_are_logged_masked_and_flushed_at_shutdown(
     [line] = log.read_text().splitlines()
     assert line.startswith("198.51.100.0 - - [")
     assert f'"GET /strom HTTP/1.1" 200 {len(response.content)} "-" "Firefox/128 (Linux)"' in line
+
+
+def test_the_demo_app_opens_the_dashboard_with_a_private_token(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, "t" * 40)
+    monkeypatch.delenv("CONSENTGATE_DPO__TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    from example_site.app import create_app
+
+    async def admin(app: ASGIApp, token: str) -> int:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.get(
+                "/_consent/admin/", headers={"authorization": f"Bearer {token}"}
+            )
+            return response.status_code
+
+    plain = create_app()
+    assert not (tmp_path / ".demo-dpo-token").exists()
+    assert asyncio.run(admin(plain, "x" * 40)) == 404  # no token: no dashboard
+    demo = create_app(demo_dashboard=True)
+    token_file = tmp_path / ".demo-dpo-token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_file.read_text(encoding="ascii").strip()
+    assert "CONSENTGATE_DPO__TOKEN" not in os.environ  # nothing leaks to other apps
+    assert asyncio.run(admin(demo, token)) == 200
+    assert asyncio.run(admin(demo, "x" * 40)) == 401
+    assert ".demo-dpo-token" in capsys.readouterr().err
