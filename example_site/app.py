@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 
-from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from consentgate.config import Settings
+from consentgate.config import DPOSettings, Settings
 from consentgate.middleware import ConsentMiddleware
 from consentgate.widgets import render_declaration
 
@@ -72,7 +72,13 @@ def _read_or_create(path: Path) -> str:
         # O_EXCL: two workers starting at once must not overwrite each other's value.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return path.read_text(encoding="ascii").strip()
+        # Another worker may have created it and not written it yet.
+        for _ in range(50):
+            value = path.read_text(encoding="ascii").strip()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise RuntimeError(f"{path.name} is empty; delete it to get a new value") from None
     value = secrets.token_urlsafe(32)
     with os.fdopen(fd, "w", encoding="ascii") as file:
         file.write(value + "\n")
@@ -124,10 +130,9 @@ def create_app(settings_path: str | None = None, *, demo_dashboard: bool = False
     ensure_demo_secret()
     settings = Settings.from_file(settings_path or DEFAULT_SETTINGS)
     if demo_dashboard and settings.dpo.token is None:
-        token = SecretStr(demo_dpo_token())
-        settings = settings.model_copy(
-            update={"dpo": settings.dpo.model_copy(update={"token": token})}
-        )
+        # Validated: a shortened or empty token file must not open the dashboard.
+        dpo = DPOSettings.model_validate({"token": demo_dpo_token()})
+        settings = settings.model_copy(update={"dpo": dpo})
         print(
             "consentgate demo: DPO dashboard at /_consent/admin/, "
             f"sign in with the token in ./{DEMO_DPO_TOKEN_FILE}",

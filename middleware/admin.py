@@ -116,7 +116,8 @@ class AdminApp:
                 404, "the DPO dashboard is off; set [dpo] token in the settings"
             ).response()
         elif scope["path"] == self.base[:-1]:
-            response = RedirectResponse(self.base, status_code=308)
+            query = scope.get("query_string", b"").decode("latin-1")
+            response = RedirectResponse(self.base + ("?" + query if query else ""), 308)
         else:
             route = self._routes.get(sub_path)
             if route is None:
@@ -139,7 +140,9 @@ class AdminApp:
         assert token is not None
         # The session names the token it was opened with (not the token itself), so a new
         # token ends every session opened with the old one.
-        return hashlib.sha256(b"consentgate-dpo:" + token.get_secret_value().encode()).hexdigest()
+        # Keyed with the signing key, so the cookie gives no handle for guessing the token.
+        key = self.settings.secret_keys[0].get_secret_value().encode()
+        return hmac.new(key, token.get_secret_value().encode(), hashlib.sha256).hexdigest()
 
     def _bearer_ok(self, request: Request) -> bool:
         token = self.settings.dpo.token

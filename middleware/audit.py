@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from consentgate.config import Language, Settings
-from consentgate.consent.store import AUDIT_MAX_CHARS, AuditEntry, AuditKey, Store
+from consentgate.consent.store import AUDIT_MAX_CHARS, AuditEntry, AuditKey, Store, StoreError
 from consentgate.middleware.matcher import ParsedURL, ServiceIndex
 
 logger = logging.getLogger("consentgate")
@@ -26,6 +26,8 @@ logger = logging.getLogger("consentgate")
 MAX_PENDING = 2000
 #: Seconds between two flushes of a process's counts to the store.
 FLUSH_SECONDS = 30.0
+#: The path findings on error pages (not 2xx) are counted under.
+AUDIT_ERROR_PATH = "*"
 
 Finding = AuditEntry
 
@@ -34,11 +36,13 @@ _TEXTS: dict[Language, dict[str, str]] = {
         "host": "unbekannter Dienst: {name} auf {path}",
         "cookie": "unbekanntes Cookie: {name} auf {path}",
         "seen": "{count}× gesehen, zuletzt {last}",
+        "error_pages": "Fehlerseiten",
     },
     "en": {
         "host": "unknown service: {name} on {path}",
         "cookie": "unknown cookie: {name} on {path}",
         "seen": "seen {count}×, last {last}",
+        "error_pages": "error pages",
     },
 }
 
@@ -88,8 +92,8 @@ class TrackerAudit:
     async def flush(self, store: Store, *, at: datetime | None = None) -> int:
         """Add the waiting counts to ``store``; returns how many findings were flushed.
 
-        When the store fails, the counts wait for the next flush (still bounded) and the
-        error propagates.
+        When the store refuses (``StoreError``), the counts wait for the next flush (still
+        bounded) and the error propagates. Counts are delivered at most once.
         """
         with self._lock:
             taken, self._pending = self._pending, Counter()
@@ -97,7 +101,10 @@ class TrackerAudit:
             return 0
         try:
             await store.add_audit(taken, at=at or datetime.now(UTC))
-        except BaseException:
+        except StoreError:
+            # Refused or not reachable: nothing was added. A timeout or cancellation is not
+            # caught, since the write may still complete (a thread, a sent script): the
+            # counts are then given up rather than risk counting them twice.
             with self._lock:
                 for key, count in taken.items():
                     if key in self._pending or len(self._pending) < self.max_pending:
@@ -128,8 +135,7 @@ async def read_findings(store: Store, settings: Settings | None = None) -> list[
 def describe(entry: AuditEntry, language: Language = "de") -> str:
     """Return one line such as ``unbekannter Dienst: cdn.example.net auf /kontakt``."""
     texts = _TEXTS[language]
-    line = texts[entry.kind if entry.kind in texts else "host"].format(
-        name=entry.name, path=entry.path
-    )
+    path = texts["error_pages"] if entry.path == AUDIT_ERROR_PATH else entry.path
+    line = texts[entry.kind if entry.kind in texts else "host"].format(name=entry.name, path=path)
     seen = texts["seen"].format(count=entry.count, last=entry.last_seen[:16].replace("T", " "))
     return f"{line} ({seen})"

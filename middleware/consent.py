@@ -152,7 +152,10 @@ class ConsentMiddleware:
     async def flush_audit(self) -> None:
         """Add this process's tracker-audit counts to the store (logged, never raised)."""
         try:
-            await asyncio.wait_for(self.audit.flush(self.store), self.ledger.timeout)
+            # Shielded: a timeout stops the waiting, not a write already under way.
+            await asyncio.wait_for(
+                asyncio.shield(self.audit.flush(self.store)), self.ledger.timeout
+            )
         except (Exception, TimeoutError) as exc:  # the counts wait for the next flush
             logger.warning("tracker audit not stored yet (will retry): %s", exc)
 

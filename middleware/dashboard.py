@@ -676,13 +676,42 @@ class DashboardPages:
 def period_labels(
     stats: Mapping[str, Any], first_day: str | None, last_day: str, by: str
 ) -> list[str]:
-    """Return the x-axis labels: every day of the range for daily figures, else the periods seen."""
-    keys: Sequence[str] = list(stats["periods"])
-    if by != "day" or first_day is None:
-        return sorted(keys)
-    day, end = date.fromisoformat(first_day), date.fromisoformat(last_day)
-    labels = []
+    """Return the x-axis labels: every day, ISO week or month from the range's start to today.
+
+    Periods without decisions are listed too, so charts keep time to scale. Without a start
+    (everything stored), the first period with decisions starts the axis.
+    """
+    keys: Sequence[str] = sorted(stats["periods"])
+    end = date.fromisoformat(last_day)
+    if first_day is not None:
+        day = date.fromisoformat(first_day)
+    elif keys:
+        day = _period_start(keys[0], by)
+    else:
+        return []
+    labels: list[str] = []
     while day <= end:
-        labels.append(day.isoformat())
+        key = _period_key(day, by)
+        if not labels or labels[-1] != key:
+            labels.append(key)
         day += timedelta(days=1)
-    return labels
+    # A decision dated after "today" (a clock running ahead) still shows.
+    return labels + [k for k in keys if k > labels[-1]] if labels else list(keys)
+
+
+def _period_key(day: date, by: str) -> str:
+    if by == "day":
+        return day.isoformat()
+    if by == "month":
+        return day.isoformat()[:7]
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _period_start(key: str, by: str) -> date:
+    if by == "month":
+        return date.fromisoformat(key + "-01")
+    if by == "week":
+        year, week = key.split("-W")
+        return date.fromisocalendar(int(year), int(week), 1)
+    return date.fromisoformat(key)

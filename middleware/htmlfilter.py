@@ -17,7 +17,7 @@ from starlette.types import Message, Send
 
 from consentgate.config import Language, Settings
 from consentgate.consent import ConsentState
-from consentgate.middleware.audit import TrackerAudit
+from consentgate.middleware.audit import AUDIT_ERROR_PATH, TrackerAudit
 from consentgate.middleware.endpoints import accept_language
 from consentgate.middleware.policy import CookiePolicy, CSPBuilder, Signals
 from consentgate.middleware.rewriter import Blocker, HtmlRewriter, RewriteReport
@@ -217,6 +217,10 @@ class ResponseFilter:
         unknown_cookies: list[str] = []
         encoding = b""
         status = message["status"]
+        if not 200 <= status < 300:
+            # Error pages answer any path: counting them per path would let anyone fill the
+            # audit with made-up URLs. Their findings count once, under "*".
+            self.path = AUDIT_ERROR_PATH
         for name, value in headers:
             lname = name.lower()
             if lname == b"set-cookie":

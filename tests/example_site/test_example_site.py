@@ -390,3 +390,20 @@ def test_the_demo_app_opens_the_dashboard_with_a_private_token(
     assert asyncio.run(admin(demo, token)) == 200
     assert asyncio.run(admin(demo, "x" * 40)) == 401
     assert ".demo-dpo-token" in capsys.readouterr().err
+
+
+def test_an_empty_demo_token_file_does_not_open_the_dashboard(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, "t" * 40)
+    monkeypatch.delenv("CONSENTGATE_DPO__TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("example_site.app.time.sleep", lambda seconds: None)
+    (tmp_path / ".demo-dpo-token").write_text("short\n", encoding="ascii")
+    from example_site.app import create_app
+
+    with pytest.raises(ValueError, match="token"):
+        create_app(demo_dashboard=True)
+    (tmp_path / ".demo-dpo-token").write_text("", encoding="ascii")
+    with pytest.raises(RuntimeError, match="empty"):
+        create_app(demo_dashboard=True)

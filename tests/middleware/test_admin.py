@@ -226,6 +226,8 @@ async def test_admin_without_slash_redirects(client: httpx.AsyncClient) -> None:
     response = await client.get("/_consent/admin")
     assert response.status_code == 308
     assert response.headers["location"] == ADMIN
+    response = await client.get("/_consent/admin?range=90&lang=en")
+    assert response.headers["location"] == ADMIN + "?range=90&lang=en"
 
 
 async def test_unknown_range_names_the_field(client: httpx.AsyncClient) -> None:
@@ -281,6 +283,9 @@ async def test_dashboard_speaks_english(app: ConsentMiddleware, client: httpx.As
     assert '<html lang="en">' in html
     assert "Share of “reject all” 100.0 %" in text_of(html)
     assert "2026-W47" in html  # weekly for a year
+    # every week of the year is on the axis, with or without decisions
+    assert '<th scope="row">2025-W47</th>' in html and '<th scope="row">2026-W01</th>' in html
+    assert html.count('<th scope="row">20') >= 53 * 3  # decisions, services, categories
 
 
 async def test_names_from_the_settings_and_audit_are_escaped(

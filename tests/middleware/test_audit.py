@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,4 +125,47 @@ async def test_lifespan_shutdown_flushes_the_audit(settings: Settings, tmp_path:
             await client.get("/seite")
         assert await ledger.audit() == []  # counted in memory until a flush
     assert [(e.name, e.path) for e in await ledger.audit()] == [("px.example.org", "/seite")]
+    await ledger.close()
+
+
+class SlowStore:
+    """A store whose audit write takes a while (a write already sent, not yet answered)."""
+
+    def __init__(self) -> None:
+        self.added: list[dict[AuditKey, int]] = []
+
+    async def add_audit(self, counts: Mapping[AuditKey, int], *, at: datetime) -> None:
+        await asyncio.sleep(0.2)
+        self.added.append(dict(counts))
+
+
+async def test_a_timed_out_flush_is_not_counted_twice() -> None:
+    audit = TrackerAudit()
+    audit.record("/", hosts={"a.example"})
+    store = SlowStore()
+    flush = asyncio.ensure_future(audit.flush(store, at=AT))  # type: ignore[arg-type]
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(flush), 0.05)
+    await flush  # the write completes after all
+    assert audit.pending() == {}  # not put back for a second delivery
+    assert await audit.flush(store, at=AT) == 0  # type: ignore[arg-type]
+    assert store.added == [{("host", "a.example", "/"): 1}]
+
+
+async def test_error_pages_count_under_one_path(settings: Settings, tmp_path: Path) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        html = '<html><body><script src="https://cdn.example.net/x.js"></script></body></html>'
+        await HTMLResponse(html, status_code=404)(scope, receive, send)
+
+    ledger = SQLiteStore(tmp_path / "l.db")
+    middleware = ConsentMiddleware(app, settings=settings, store=ledger)
+    transport = httpx.ASGITransport(app=middleware)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for n in range(5):
+            await client.get(f"/made-up-{n}")
+    assert middleware.audit.pending() == {("host", "cdn.example.net", "*"): 5}
+    await middleware.flush_audit()
+    (entry,) = await ledger.audit()
+    assert describe(entry).startswith("unbekannter Dienst: cdn.example.net auf Fehlerseiten")
+    await middleware.ledger.stop()
     await ledger.close()
