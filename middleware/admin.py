@@ -37,7 +37,13 @@ from consentgate.middleware.dashboard import (
     LogStatus,
     period_labels,
 )
-from consentgate.middleware.endpoints import NO_STORE, HTTPProblem, check_same_origin
+from consentgate.middleware.endpoints import (
+    NO_STORE,
+    HTTPProblem,
+    Route,
+    check_same_origin,
+    dispatch,
+)
 from consentgate.middleware.logfiles import expired_files, file_day
 
 if TYPE_CHECKING:
@@ -99,7 +105,7 @@ class AdminApp:
         """The last chain check this process ran (shown until the next one)."""
         self.flush_audit: Callable[[], Awaitable[None]] | None = None
         """Set by ``ConsentMiddleware``: adds this process's audit counts before reading."""
-        self._routes: dict[str, tuple[str, Callable[[Request], Awaitable[Response]]]] = {
+        self._routes: dict[str, Route] = {
             "/": ("GET, HEAD", self.dashboard),
             "/login": ("POST", self.login),
             "/logout": ("POST", self.logout),
@@ -119,18 +125,7 @@ class AdminApp:
             query = scope.get("query_string", b"").decode("latin-1")
             response = RedirectResponse(self.base + ("?" + query if query else ""), 308)
         else:
-            route = self._routes.get(sub_path)
-            if route is None:
-                response = HTTPProblem(404, f"no dashboard page at {scope['path']!r}").response()
-            elif request.method not in route[0].split(", "):
-                response = HTTPProblem(
-                    405, f"method {request.method} not allowed here; use {route[0]}"
-                ).response({"Allow": route[0]})
-            else:
-                try:
-                    response = await route[1](request)
-                except HTTPProblem as problem:
-                    response = problem.response()
+            response = await dispatch(self._routes.get(sub_path), request, "dashboard page")
         await response(scope, receive, send)
 
     # -- authentication ---------------------------------------------------------------------

@@ -13,7 +13,7 @@ import gzip
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal, cast
@@ -114,7 +114,7 @@ class ConsentEndpoints:
         self.signals = Signals(settings)
         self.catalogues: dict[Language, Catalogue] = build_catalogues(settings)
         self._banners_stored: set[str] = set()
-        self._routes: dict[str, tuple[str, Callable[[Request], Any]]] = {
+        self._routes: dict[str, Route] = {
             "/state": ("GET, HEAD", self.state),
             "/decision": ("POST", self.decision),
             "/history": ("GET", self.history),
@@ -137,18 +137,7 @@ class ConsentEndpoints:
         if sub_path == "/admin" or sub_path.startswith("/admin/"):
             await self.admin(scope, receive, send)
             return
-        route = self._routes.get(sub_path)
-        if route is None:
-            response = HTTPProblem(404, f"no consent endpoint at {scope['path']!r}").response()
-        elif request.method not in route[0].split(", "):
-            response = HTTPProblem(
-                405, f"method {request.method} not allowed here; use {route[0]}"
-            ).response({"Allow": route[0]})
-        else:
-            try:
-                response = await route[1](request)
-            except HTTPProblem as problem:
-                response = problem.response()
+        response = await dispatch(self._routes.get(sub_path), request, "consent endpoint")
         await response(scope, receive, send)
 
     def language(self, request: Request, wanted: str | None = None) -> Language:
@@ -520,6 +509,26 @@ class ConsentEndpoints:
         if cookie.secure is True or (cookie.secure == "auto" and request.url.scheme == "https"):
             parts.append("Secure")
         return "; ".join(parts)
+
+
+Route = tuple[str, Callable[[Request], Awaitable[Response]]]
+"""The methods a path allows (``"GET, HEAD"``) and its handler."""
+
+
+async def dispatch(route: Route | None, request: Request, what: str) -> Response:
+    """Return the route's response: 404 without one, 405 for another method, or the
+    handler's answer (an ``HTTPProblem`` it raises becomes its JSON error)."""
+    if route is None:
+        return HTTPProblem(404, f"no {what} at {request.url.path!r}").response()
+    methods, handler = route
+    if request.method not in methods.split(", "):
+        return HTTPProblem(
+            405, f"method {request.method} not allowed here; use {methods}"
+        ).response({"Allow": methods})
+    try:
+        return await handler(request)
+    except HTTPProblem as problem:
+        return problem.response()
 
 
 def _receipt(outcome: Outcome) -> dict[str, Any]:
