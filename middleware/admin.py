@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 
-from itsdangerous import BadSignature, TimestampSigner
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -41,6 +41,7 @@ from consentgate.middleware.endpoints import (
     NO_STORE,
     HTTPProblem,
     Route,
+    accept_language,
     check_same_origin,
     dispatch,
 )
@@ -153,9 +154,10 @@ class AdminApp:
             return None
         try:
             payload = self._signer.unsign(value, max_age=SESSION_MINUTES * 60)
-        except BadSignature as exc:
-            expired = exc.__class__.__name__ == "SignatureExpired"
-            return "expired" if expired else None
+        except SignatureExpired:
+            return "expired"
+        except BadSignature:
+            return None
         if hmac.compare_digest(payload, self._token_digest().encode()):
             return "ok"
         return None
@@ -180,8 +182,6 @@ class AdminApp:
         wanted = (form or {}).get("lang") or request.query_params.get("lang")
         if wanted in TEXTS:
             return wanted
-        from consentgate.middleware.endpoints import accept_language
-
         for tag in accept_language(request.headers.get("accept-language", "")):
             if tag in TEXTS:
                 return tag

@@ -29,8 +29,6 @@ FLUSH_SECONDS = 30.0
 #: The path findings on error pages (not 2xx) are counted under.
 AUDIT_ERROR_PATH = "*"
 
-Finding = AuditEntry
-
 _TEXTS: dict[Language, dict[str, str]] = {
     "de": {
         "host": "unbekannter Dienst: {name} auf {path}",

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, ValidationError
@@ -42,7 +42,13 @@ from consentgate.middleware.ipmask import mask_ip
 from consentgate.middleware.logfiles import AccessLog
 from consentgate.middleware.policy import CookiePolicy, Signals
 from consentgate.middleware.useragent import reduce_user_agent
-from consentgate.widgets import BannerAssets, Catalogue, build_catalogues
+from consentgate.widgets import (
+    BannerAssets,
+    Catalogue,
+    Declaration,
+    build_catalogues,
+    render_declaration,
+)
 
 logger = logging.getLogger("consentgate")
 
@@ -50,6 +56,7 @@ logger = logging.getLogger("consentgate")
 MAX_DECISION_BYTES = 8192
 MAX_PAGE_URL_CHARS = 2048
 NO_STORE = {"Cache-Control": "no-store"}
+DECLARATION_FORMATS: tuple[Literal["html", "md"], ...] = ("html", "md")
 
 
 class DecisionIn(BaseModel):
@@ -124,7 +131,7 @@ class ConsentEndpoints:
             "/dpo/stats": ("GET", self.dpo_stats),
             "/declaration": ("GET, HEAD", self.declaration),
         }
-        self._declarations: dict[tuple[str, str], Any] = {}
+        self._declarations: dict[tuple[str, str], Declaration] = {}
         from consentgate.middleware.admin import AdminApp  # it imports this module
 
         self.admin = AdminApp(self)
@@ -457,8 +464,6 @@ class ConsentEndpoints:
         ``?lang=de|en`` (default: as for the banner) and ``?format=html|md``. The revision
         and fingerprint are in the headers too, so a page can show which text it embeds.
         """
-        from consentgate.widgets import render_declaration
-
         query = request.query_params
         wanted = query.get("lang")
         if wanted is not None and wanted not in LANGUAGES:
@@ -466,12 +471,12 @@ class ConsentEndpoints:
                 422, f"lang {wanted!r} is not one of {', '.join(map(repr, LANGUAGES))}", "lang"
             )
         fmt = query.get("format", "html")
-        if fmt not in ("html", "md"):
+        if fmt not in DECLARATION_FORMATS:
             raise HTTPProblem(422, f"format {fmt!r} is not one of 'html', 'md'", "format")
         language: Language = wanted if wanted is not None else self.language(request)
         declaration = self._declarations.get((language, fmt))
         if declaration is None:
-            declaration = render_declaration(self.settings, language, cast(Any, fmt))
+            declaration = render_declaration(self.settings, language, fmt)
             self._declarations[(language, fmt)] = declaration
         etag = f'"{declaration.fingerprint[:32]}-{fmt}"'
         headers = {

@@ -13,8 +13,9 @@ import pytest
 from playwright.sync_api import Page
 
 from consentgate.config import PRESET_IDS
-from consentgate.consent import RecordDraft, new_consent_id
+from consentgate.consent import new_consent_id
 from consentgate.consent.sqlite import SQLiteStore
+from tests.consent.drafts import draft
 from tests.widgets.browser import SiteServer, artifacts_dir
 from tests.widgets.conftest import NewContext
 from tests.widgets.test_banner import axe
@@ -27,7 +28,7 @@ def fill_ledger(path: Path, days: int = 30) -> int:
     """Store a month of plausible decisions (in a thread: the browser's loop is not ours)."""
     rng = random.Random(7)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    optional = [s for s in PRESET_IDS]
+    optional = list(PRESET_IDS)
     drafts = []
     for day in range(days):
         for n in range(rng.randint(15, 45)):
@@ -40,19 +41,12 @@ def fill_ledger(path: Path, days: int = 30) -> int:
                 action = "custom"
                 granted = [s for s in optional if rng.random() < 0.4] or ["matomo"]
             drafts.append(
-                RecordDraft(
+                draft(
                     consent_id=new_consent_id(),
                     time=now - timedelta(days=day, minutes=n * 7),
-                    action=action,  # type: ignore[arg-type]
+                    action=action,
                     granted=tuple(sorted(granted)),
                     refused=tuple(sorted(set(optional) - set(granted))),
-                    revision=1,
-                    fingerprint="a" * 64,
-                    language="de",
-                    page_url="http://127.0.0.1/",
-                    ip="127.0.0.0",
-                    browser="Chrome",
-                    os="Linux",
                 )
             )
     drafts.sort(key=lambda d: d.time)
